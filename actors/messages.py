@@ -1,0 +1,389 @@
+"""Every message the actors exchange, and the closed sets they are made of.
+
+Messages are immutable values: an actor may keep one it received, forward it,
+or journal it, and no one else can change it underneath. Every message that
+describes something happening carries its event time ``t`` (seconds since the
+epoch, UTC): the actors never read a clock, which is what makes ``replay``
+deterministic and lets tests drive time by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class _Described(str, Enum):
+    """A closed set of codes, each with the sentence a human reads beside it."""
+
+    text: str
+
+    def __new__(cls, value: str, text: str = "") -> _Described:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.text = text
+        return member
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# --------------------------------------------------------------------------- sets
+
+
+class SecType(_Described):
+    STK = ("STK", "stock")
+    OPT = ("OPT", "option")
+
+
+class Right(_Described):
+    CALL = ("C", "call")
+    PUT = ("P", "put")
+
+
+class PriceSource(_Described):
+    EXIT = ("exit", "the side a closing order would hit: bid for a long, ask for a short")
+    MID = ("mid", "the midpoint of bid and ask")
+    LAST = ("last", "the last trade")
+
+
+class StopAction(_Described):
+    ACTIVATE = ("ACTIVATE", "the position gained enough for the stop to arm")
+    UPDATE = ("UPDATE", "the stop moved with the price")
+    TRIGGER = ("TRIGGER", "the price crossed the stop: close the position")
+
+
+class QuoteFault(_Described):
+    """Why a quote was ignored by a trailing stop."""
+
+    MISSING_PRICE = ("missing_price", "the reference price is missing")
+    NON_FINITE = ("non_finite", "the reference price is NaN or infinite")
+    NON_POSITIVE = ("non_positive", "the reference price is zero or negative")
+    CROSSED = ("crossed", "bid is above ask")
+    BAD_SIDE = ("bad_side", "a spread cap is set and bid or ask is missing or invalid")
+    WIDE_SPREAD = ("wide_spread", "the spread is wider than max_spread_pct")
+
+
+class BreakerState(_Described):
+    CLOSED = ("closed", "entries allowed")
+    OPEN = ("open", "new entries halted; risk-reducing orders still allowed")
+    HALF_OPEN = ("half_open", "a few trial entries allowed to test recovery")
+
+
+class FailureKind(_Described):
+    ORDER_REJECTED = ("order_rejected", "the broker rejected an order")
+    DATA_FEED = ("data_feed", "market data is missing, delayed or broken")
+    CONNECTIVITY = ("connectivity", "the link to the broker is down or unstable")
+    MARGIN = ("margin", "a margin or buying-power problem")
+    SLIPPAGE = ("slippage", "a fill far from the expected price")
+    OTHER = ("other", "any other systemic failure")
+
+
+class TransitionReason(_Described):
+    FAILURE_THRESHOLD = ("failure_threshold", "weighted failures in the window reached the threshold")
+    TRIP_KIND = ("trip_kind", "a failure of a kind that trips at once")
+    HALF_OPEN_FAILURE = ("half_open_failure", "a failure while half-open")
+    OPEN_TIMEOUT = ("open_timeout", "the open time elapsed")
+    HALF_OPEN_SUCCESSES = ("half_open_successes", "enough successes while half-open")
+    OPERATOR_FORCE_OPEN = ("operator_force_open", "an operator forced the breaker open")
+    OPERATOR_RESET = ("operator_reset", "an operator reset the breaker")
+    STORE_UNAVAILABLE = ("store_unavailable", "the state store cannot be written")
+    RESTORED = ("restored", "state restored after a restart")
+
+
+class AdminAction(_Described):
+    FORCE_OPEN = ("force_open", "force the breaker open until reset")
+    RESET = ("reset", "close the breaker and clear its history")
+
+
+class ReasonCode(_Described):
+    """Why a check was denied. Declaration order is the order reasons are listed in."""
+
+    MAX_PORTFOLIO_DELTA = ("max_portfolio_delta", "portfolio delta (share-equivalents)")
+    MAX_PORTFOLIO_DOLLAR_DELTA = ("max_portfolio_dollar_delta", "portfolio dollar delta ($)")
+    MAX_PORTFOLIO_GAMMA = ("max_portfolio_gamma", "portfolio gamma")
+    MAX_PORTFOLIO_VEGA = ("max_portfolio_vega", "portfolio vega ($ per vol point)")
+    MAX_PORTFOLIO_THETA = ("max_portfolio_theta", "portfolio theta ($ per day)")
+    MAX_PER_SYMBOL_DELTA = ("max_per_symbol_delta", "delta of one underlying")
+    MAX_SINGLE_POSITION_PCT = ("max_single_position_pct", "one position's notional, % of NLV")
+    MAX_CORRELATED_PCT = ("max_correlated_pct", "a correlated group's notional, % of NLV")
+    MAX_STRESS_LOSS = ("max_stress_loss", "worst loss over the stress grid ($)")
+    STALE_DATA = ("stale_data", "data the decision needs is missing or too old")
+    BREAKER_OPEN = ("breaker_open", "the circuit breaker is open")
+    BREAKER_HALF_OPEN_BUSY = ("breaker_half_open_busy", "no half-open trial permit left")
+    INVALID_ORDER = ("invalid_order", "the order is malformed")
+
+    @property
+    def is_limit(self) -> bool:
+        return self.value.startswith("max_")
+
+
+LIMIT_CODES: tuple[ReasonCode, ...] = tuple(c for c in ReasonCode if c.is_limit)
+
+
+# ------------------------------------------------------------------ value types
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """What is held. For an option ``symbol`` is the underlying."""
+
+    symbol: str
+    sec_type: SecType
+    right: Right | None = None
+    strike: float | None = None
+    expiry: str | None = None  # YYYY-MM-DD
+    multiplier: float = 1.0
+
+    @property
+    def is_option(self) -> bool:
+        return self.sec_type is SecType.OPT
+
+
+@dataclass(frozen=True, slots=True)
+class Greeks:
+    """Per-share Greeks as IB's modelGreeks gives them; any field may be unknown."""
+
+    delta: float | None = None
+    gamma: float | None = None
+    vega: float | None = None
+    theta: float | None = None
+    iv: float | None = None
+    und_price: float | None = None
+
+
+# ------------------------------------------------------------ position level
+
+
+@dataclass(frozen=True, slots=True)
+class PositionUpdate:
+    """A position opened or changed at the broker; ``qty == 0`` closes it."""
+
+    t: float
+    id: str
+    contract: Contract
+    qty: float
+    entry_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosed:
+    t: float
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """One market-data update for a position's contract; any price may be missing."""
+
+    t: float
+    id: str
+    bid: float | None
+    ask: float | None
+    last: float | None
+    greeks: Greeks | None = None
+    # Under overload a mailbox folds quotes together; these carry the highest
+    # and lowest reference candidates seen since the last processed quote so
+    # the stop never misses a peak or a trough (None: not coalesced).
+    high: float | None = None
+    low: float | None = None
+    folded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StopEvent:
+    """A decision of a trailing stop, journaled before anyone acts on it."""
+
+    t: float
+    id: str
+    action: StopAction
+    stop: float
+    ref_price: float
+    extreme: float
+    qty: float = 0.0
+    contract: Contract | None = None
+    trigger_id: str | None = None  # set on TRIGGER: the idempotency key of the exit
+
+
+@dataclass(frozen=True, slots=True)
+class StopSnapshot:
+    """A position's whole stop state: what the store keeps and restores."""
+
+    id: str
+    contract: Contract
+    qty: float
+    entry_price: float
+    opened_t: float
+    active: bool
+    extreme: float
+    stop: float | None
+    breaches: int
+    triggered: bool
+    ignored_quotes: int
+    trigger_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What a position actor tells the portfolio after each accepted quote."""
+
+    t: float
+    id: str
+    bid: float | None
+    ask: float | None
+    last: float | None
+    greeks: Greeks | None
+
+
+@dataclass(frozen=True, slots=True)
+class GetStopState:
+    """Ask a position actor for its StopSnapshot."""
+
+
+# ----------------------------------------------------------- portfolio level
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    t: float
+    net_liquidation: float
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One leg of a proposed order. For an option ``symbol`` is its underlying."""
+
+    symbol: str
+    sec_type: SecType
+    qty: float
+    price: float | None = None
+    right: Right | None = None
+    strike: float | None = None
+    expiry: str | None = None
+    multiplier: float | None = None
+    greeks: Greeks | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: ReasonCode
+    value: float | None = None
+    limit: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    """A proposed order. ``reply_to`` is a future the gate completes with a CheckAnswer."""
+
+    t: float
+    id: str
+    legs: tuple[Leg, ...]
+    reply_to: Any = field(default=None, compare=False, repr=False)
+    invalid: str | None = None  # set by the parser when the order is malformed
+
+
+@dataclass(frozen=True, slots=True)
+class LimitVerdict:
+    """The portfolio's half of a check: limits and data, before the breaker speaks."""
+
+    t: float
+    id: str
+    reasons: tuple[Reason, ...]  # limit violations, stale_data or invalid_order
+    risk_reducing: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAnswer:
+    t: float
+    id: str
+    allowed: bool
+    reasons: tuple[Reason, ...]
+    risk_reducing: bool = False
+    breaker_state: BreakerState | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GetPortfolio:
+    """Ask the portfolio for a PortfolioView."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Register an actor to be told of every event an actor publishes."""
+
+    ref: Any
+
+
+# -------------------------------------------------------------- system level
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    t: float
+    kind: FailureKind
+    code: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    t: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    t: float
+    action: AdminAction
+    operator: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTimeout:
+    """The timer message that moves an OPEN breaker to HALF_OPEN by itself."""
+
+    t: float
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionCause:
+    reason: TransitionReason
+    failures_by_kind: tuple[tuple[FailureKind, float], ...] = ()
+    failure: Failure | None = None
+    operator: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        failure = self.failure
+        return {
+            "reason": self.reason.value,
+            "failures_by_kind": {k.value: w for k, w in self.failures_by_kind},
+            "failure": None
+            if failure is None
+            else {"kind": failure.kind.value, "code": failure.code, "detail": failure.detail},
+            "operator": self.operator,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTransition:
+    t: float
+    from_state: BreakerState
+    to_state: BreakerState
+    cause: TransitionCause
+
+
+@dataclass(frozen=True, slots=True)
+class GetBreakerState:
+    """Ask the breaker for its BreakerSnapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecorded:
+    """Published for every failure the breaker receives, whatever its state."""
+
+    failure: Failure
+    state: BreakerState
