@@ -307,7 +307,9 @@ class CheckAnswer:
 
 @dataclass(frozen=True, slots=True)
 class GetPortfolio:
-    """Ask the portfolio for a PortfolioView."""
+    """Ask the portfolio for a PortfolioView as of event time ``t`` (for freshness)."""
+
+    t: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +348,6 @@ class OpenTimeout:
     """The timer message that moves an OPEN breaker to HALF_OPEN by itself."""
 
     t: float
-    generation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +356,7 @@ class TransitionCause:
     failures_by_kind: tuple[tuple[FailureKind, float], ...] = ()
     failure: Failure | None = None
     operator: str | None = None
+    latched: bool = False  # OPEN with no timer until an operator resets it
 
     def to_json(self) -> dict[str, Any]:
         failure = self.failure
@@ -365,6 +367,7 @@ class TransitionCause:
             if failure is None
             else {"kind": failure.kind.value, "code": failure.code, "detail": failure.detail},
             "operator": self.operator,
+            "latched": self.latched,
         }
 
 
@@ -374,6 +377,14 @@ class BreakerTransition:
     from_state: BreakerState
     to_state: BreakerState
     cause: TransitionCause
+
+
+@dataclass(frozen=True, slots=True)
+class GateRequest:
+    """The portfolio's verdict on its way to the breaker, which answers ``reply_to``."""
+
+    verdict: LimitVerdict
+    reply_to: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

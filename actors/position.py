@@ -1,0 +1,164 @@
+"""PositionActor: one per position; owns its trailing stop and forwards its marks.
+
+A thin shell over :class:`actors.trailing_stop.TrailingStop`: quotes in, stop
+events out to the subscriber (journal, metrics, exit orders), and each
+accepted quote's prices and Greeks on to the portfolio. Under overload its
+mailbox folds queued quotes into the newest one while carrying the highest
+and lowest reference price, so a peak or trough is never lost.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable
+from typing import Any
+
+from actors.messages import (
+    GetStopState,
+    Mark,
+    PositionClosed,
+    PositionUpdate,
+    QuoteFault,
+    Quote,
+    StopAction,
+    StopEvent,
+    StopSnapshot,
+)
+from actors.runtime import Dispatcher, PooledActor
+from actors.trailing_stop import Decision, StopParams, TrailingStop
+
+
+def trigger_id(position_id: str, opened_t: float) -> str:
+    """The idempotency key of a position's one exit: stable across restarts."""
+    return f"{position_id}@{opened_t!r}"
+
+
+class PositionActor(PooledActor):
+    def __init__(
+        self,
+        update: PositionUpdate,
+        params: StopParams,
+        *,
+        dispatcher: Dispatcher,
+        portfolio: Any = None,
+        subscriber: Any = None,
+        restored: StopSnapshot | None = None,
+    ) -> None:
+        super().__init__(dispatcher=dispatcher)
+        self.id = update.id
+        self.params = params
+        self.portfolio = portfolio
+        self.subscriber = subscriber
+        self.faults: Counter[QuoteFault] = Counter()
+        if restored is not None:
+            self.contract, self.qty = restored.contract, restored.qty
+            self.opened_t = restored.opened_t
+            self.trail = TrailingStop(
+                params,
+                long=restored.qty > 0,
+                entry_price=restored.entry_price,
+                active=restored.active,
+                extreme=restored.extreme,
+                stop=restored.stop,
+                breaches=restored.breaches,
+                triggered=restored.triggered,
+                ignored=restored.ignored_quotes,
+            )
+            if update.qty != 0:
+                self._change(update)
+        else:
+            self.contract, self.qty, self.opened_t = update.contract, update.qty, update.t
+            self.trail = TrailingStop(params, long=update.qty > 0, entry_price=update.entry_price)
+        self._opening = update
+
+    # ------------------------------------------------------------- pykka hooks
+
+    def on_start(self) -> None:
+        self._publish_position(self._opening)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Quote):
+            self._quote(message)
+        elif isinstance(message, PositionUpdate):
+            if message.qty == 0:
+                self._close(PositionClosed(message.t, self.id))
+            else:
+                self._change(message)
+                self._publish_position(message)
+        elif isinstance(message, PositionClosed):
+            self._close(message)
+        elif isinstance(message, GetStopState):
+            return self.snapshot()
+        return None
+
+    def coalesce_key(self, message: Any) -> Hashable | None:
+        return "quote" if isinstance(message, Quote) else None
+
+    def coalesce(self, old: Any, new: Any) -> Any:
+        """Newest quote wins; the extremes of the folded reference prices ride along."""
+        refs = [
+            r
+            for q in (old, new)
+            for r in (self.trail.reference(q.bid, q.ask, q.last), q.high, q.low)
+            if isinstance(r, float) and r > 0
+        ]
+        if isinstance(self.trail.reference(new.bid, new.ask, new.last), QuoteFault):
+            new = old  # an ignored quote must not erase a valid one
+        if not refs:
+            return new
+        return Quote(
+            new.t, new.id, new.bid, new.ask, new.last, new.greeks,
+            high=max(refs), low=min(refs), folded=old.folded + new.folded + 1,
+        )
+
+    # ---------------------------------------------------------------- handling
+
+    def _quote(self, q: Quote) -> None:
+        result = self.trail.on_quote(q.bid, q.ask, q.last, high=q.high, low=q.low)
+        if isinstance(result, QuoteFault):
+            self.faults[result] += 1
+            return
+        if self.portfolio is not None:
+            self.portfolio.tell(Mark(q.t, self.id, q.bid, q.ask, q.last, q.greeks))
+        if isinstance(result, Decision):
+            self._decide(q.t, result)
+
+    def _decide(self, t: float, d: Decision) -> None:
+        tid = trigger_id(self.id, self.opened_t) if d.action is StopAction.TRIGGER else None
+        if self.subscriber is not None:
+            self.subscriber.tell(
+                StopEvent(t, self.id, d.action, d.stop, d.ref_price, d.extreme,
+                          self.qty, self.contract, tid)
+            )
+            self.subscriber.tell(self.snapshot())
+
+    def _change(self, update: PositionUpdate) -> None:
+        """A new quantity or entry price keeps the stop; a flip of side starts afresh."""
+        long = update.qty > 0
+        self.contract, self.qty = update.contract, update.qty
+        if long != self.trail.long:
+            self.trail = TrailingStop(self.params, long=long, entry_price=update.entry_price)
+            self.opened_t = update.t
+        else:
+            self.trail.entry_price = update.entry_price
+
+    def _close(self, message: PositionClosed) -> None:
+        if self.portfolio is not None:
+            self.portfolio.tell(message)
+        if self.subscriber is not None:
+            self.subscriber.tell(message)
+        self.actor_ref.stop(block=False)
+
+    def _publish_position(self, update: PositionUpdate) -> None:
+        if self.portfolio is not None:
+            self.portfolio.tell(update)
+        if self.subscriber is not None:
+            self.subscriber.tell(update)
+
+    def snapshot(self) -> StopSnapshot:
+        s = self.trail
+        return StopSnapshot(
+            self.id, self.contract, self.qty, s.entry_price, self.opened_t, s.active,
+            s.extreme, s.stop, s.breaches, s.triggered, s.ignored,
+            trigger_id(self.id, self.opened_t) if s.triggered else None,
+        )

@@ -1,0 +1,34 @@
+"""A subscriber that keeps every message it is told: replay's sink and the tests' probe."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from actors.runtime import Dispatcher, PooledActor
+
+
+class Recorder(PooledActor):
+    """Appends each message to ``into`` (a list the owner reads), or to its own list."""
+
+    def __init__(self, *, dispatcher: Dispatcher, into: list[Any] | None = None) -> None:
+        super().__init__(dispatcher=dispatcher)
+        self._lock = threading.Lock()
+        self.messages: list[Any] = [] if into is None else into
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Take):
+            with self._lock:
+                out = list(self.messages)
+                self.messages.clear()
+            return out
+        with self._lock:
+            self.messages.append(message)
+        return None
+
+
+class _Take:
+    """Ask a Recorder for everything recorded since the last take."""
+
+
+TAKE = _Take()

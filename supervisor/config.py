@@ -1,0 +1,351 @@
+"""TOML configuration into typed, validated objects (DESIGN §6).
+
+A risk daemon that silently ignores a misspelt limit is worse than one that
+refuses to start, so every unknown key and every bad value is refused with a
+message naming the key (``limits.max_portfolio_delta: …``), and all problems
+are reported at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from actors.circuit_breaker import BreakerParams, KindPolicy, default_kinds
+from actors.limits import GateParams, LimitParams, PricingParams, StressParams
+from actors.messages import LIMIT_CODES, FailureKind, PriceSource
+from actors.trailing_stop import StopParams
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config file, one per line, each naming its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class IbConfig:
+    host: str = "127.0.0.1"
+    port: int = 7497
+    client_id: int = 17
+    account: str = ""
+    readonly: bool = False
+    exit_orders: bool = False
+    cancel_on_open: bool = False
+    connect_timeout_s: float = 10.0
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    probe_interval_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    listen: Listen = Listen("127.0.0.1", 8780)
+    token_env: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    listen: Listen = Listen("127.0.0.1", 9108)
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    path: str = "risk-supervisor.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    ib: IbConfig = field(default_factory=IbConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    net_liquidation: float | None = None
+    trailing_stop: StopParams = field(default_factory=StopParams)
+    stop_overrides: Mapping[str, StopParams] = field(default_factory=dict)
+    gate: GateParams = field(default_factory=GateParams)
+    breaker: BreakerParams = field(default_factory=BreakerParams)
+
+    def stop_params(self, symbol: str) -> StopParams:
+        return self.stop_overrides.get(symbol, self.trailing_stop)
+
+
+# ----------------------------------------------------------------- reading
+
+
+class _Table:
+    """One TOML table being read: takes known keys, remembers problems and leftovers."""
+
+    def __init__(self, data: Any, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            problems.append(f"{path}: must be a table")
+            data = {}
+        self.data: dict[str, Any] = dict(data)
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def take(self, name: str, default: T, check: Callable[[Any], T | None], want: str) -> T:
+        if name not in self.data:
+            return default
+        raw = self.data.pop(name)
+        value = check(raw)
+        if value is None:
+            self.problems.append(f"{self.key(name)}: must be {want}, got {raw!r}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, *, low: float = -math.inf, strict: bool = False) -> float:
+        def check(x: Any) -> float | None:
+            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+                return None
+            if x < low or (strict and x == low):
+                return None
+            return float(x)
+
+        bound = "" if low == -math.inf else (f" > {low:g}" if strict else f" >= {low:g}")
+        return self.take(name, default, check, f"a finite number{bound}")
+
+    def optional_number(self, name: str, *, low: float = 0.0) -> float | None:
+        if name not in self.data:
+            return None
+        return self.number(name, math.nan, low=low) if self.data.get(name) is not None else None
+
+    def integer(self, name: str, default: int, *, low: int) -> int:
+        def check(x: Any) -> int | None:
+            return x if isinstance(x, int) and not isinstance(x, bool) and x >= low else None
+
+        return self.take(name, default, check, f"an integer >= {low}")
+
+    def boolean(self, name: str, default: bool) -> bool:
+        return self.take(name, default, lambda x: x if isinstance(x, bool) else None, "true or false")
+
+    def string(self, name: str, default: str) -> str:
+        return self.take(name, default, lambda x: x if isinstance(x, str) else None, "a string")
+
+    def table(self, name: str) -> _Table:
+        return _Table(self.data.pop(name, None), self.key(name), self.problems)
+
+    def numbers(self, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        def check(x: Any) -> tuple[float, ...] | None:
+            if not isinstance(x, list) or not x:
+                return None
+            ok = all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in x
+            )
+            return tuple(float(v) for v in x) if ok else None
+
+        return self.take(name, default, check, "a non-empty list of finite numbers")
+
+    def listen(self, name: str, default: Listen) -> Listen:
+        def check(x: Any) -> Listen | None:
+            if not isinstance(x, str) or ":" not in x:
+                return None
+            host, _, port = x.rpartition(":")
+            host = host.strip("[]")
+            if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                return None
+            return Listen(host, int(port))
+
+        return self.take(name, default, check, 'an address "host:port"')
+
+    def done(self) -> None:
+        for name in self.data:
+            self.problems.append(f"{self.key(name)}: unknown key")
+
+
+def _stop_params(t: _Table, base: StopParams) -> StopParams:
+    def source(x: Any) -> PriceSource | None:
+        try:
+            return PriceSource(x) if isinstance(x, str) else None
+        except ValueError:
+            return None
+
+    spread = base.max_spread_pct
+    if "max_spread_pct" in t.data:
+        spread = t.optional_number("max_spread_pct", low=0.0)
+    params = StopParams(
+        activation_pct=t.number("activation_pct", base.activation_pct, low=0.0),
+        trailing_pct=t.number("trailing_pct", base.trailing_pct, low=0.0, strict=True),
+        min_move_pct=t.number("min_move_pct", base.min_move_pct, low=0.0),
+        confirm_quotes=t.integer("confirm_quotes", base.confirm_quotes, low=1),
+        max_spread_pct=spread,
+        min_trail_abs=t.number("min_trail_abs", base.min_trail_abs, low=0.0),
+        price_source=t.take(
+            "price_source", base.price_source, source, 'one of "exit", "mid", "last"'
+        ),
+    )
+    return params
+
+
+def _breaker(t: _Table) -> BreakerParams:
+    d = BreakerParams()
+    trips = t.data.get("max_trips_per_day")
+    max_trips = None if trips is None else t.integer("max_trips_per_day", 0, low=1) or None
+    kinds = default_kinds()
+    kt = t.table("kinds")
+    for name in list(kt.data):
+        try:
+            kind = FailureKind(name)
+        except ValueError:
+            continue
+        k = kt.table(name)
+        kinds[kind] = KindPolicy(
+            weight=k.number("weight", kinds[kind].weight, low=0.0),
+            trip=k.boolean("trip", kinds[kind].trip),
+        )
+        k.done()
+    kt.done()
+    params = BreakerParams(
+        failure_threshold=t.number("failure_threshold", d.failure_threshold, low=0.0, strict=True),
+        failure_window_s=t.number("failure_window_s", d.failure_window_s, low=0.0, strict=True),
+        open_timeout_s=t.number("open_timeout_s", d.open_timeout_s, low=0.0, strict=True),
+        half_open_max_tries=t.integer("half_open_max_tries", d.half_open_max_tries, low=1),
+        backoff_multiplier=t.number("backoff_multiplier", d.backoff_multiplier, low=1.0),
+        max_open_timeout_s=t.number("max_open_timeout_s", d.max_open_timeout_s, low=0.0, strict=True),
+        max_trips_per_day=max_trips,
+        kinds=kinds,
+    )
+    return params
+
+
+def _gate(root: _Table) -> GateParams:
+    lt = root.table("limits")
+    values = {}
+    for code in LIMIT_CODES:
+        v = lt.optional_number(code.value, low=0.0)
+        if v is not None and not math.isnan(v):
+            values[code] = v
+    max_age = lt.number("max_data_age_s", 60.0, low=0.0)
+    lt.done()
+
+    gt = root.table("groups")
+    groups: dict[str, tuple[str, ...]] = {}
+    for name in list(gt.data):
+        symbols = gt.take(
+            name,
+            (),
+            lambda x: tuple(x) if isinstance(x, list) and all(isinstance(s, str) and s for s in x) else None,
+            "a list of symbols",
+        )
+        groups[name] = symbols
+    gt.done()
+
+    st = root.table("stress")
+    d = StressParams()
+    stress = StressParams(
+        spot_shocks_pct=st.numbers("spot_shocks_pct", d.spot_shocks_pct),
+        vol_shocks_pts=st.numbers("vol_shocks_pts", d.vol_shocks_pts),
+    )
+    st.done()
+
+    pt = root.table("pricing")
+    rate = pt.number("rate", 0.0)
+    yt = pt.table("dividend_yield")
+    yields = {s: yt.number(s, 0.0) for s in list(yt.data)}
+    yt.done()
+    pt.done()
+    return GateParams(LimitParams(values, max_age), groups, stress, PricingParams(rate, yields))
+
+
+def parse(data: Mapping[str, Any]) -> Config:
+    """Validate a parsed TOML document; raises ConfigError listing every problem."""
+    problems: list[str] = []
+    root = _Table(data, "", problems)
+
+    it = root.table("ib")
+    d = IbConfig()
+    ib = IbConfig(
+        host=it.string("host", d.host),
+        port=it.integer("port", d.port, low=1),
+        client_id=it.integer("client_id", d.client_id, low=0),
+        account=it.string("account", d.account),
+        readonly=it.boolean("readonly", d.readonly),
+        exit_orders=it.boolean("exit_orders", d.exit_orders),
+        cancel_on_open=it.boolean("cancel_on_open", d.cancel_on_open),
+        connect_timeout_s=it.number("connect_timeout_s", d.connect_timeout_s, low=0.0, strict=True),
+        reconnect_min_s=it.number("reconnect_min_s", d.reconnect_min_s, low=0.0, strict=True),
+        reconnect_max_s=it.number("reconnect_max_s", d.reconnect_max_s, low=0.0, strict=True),
+        probe_interval_s=it.number("probe_interval_s", d.probe_interval_s, low=0.0, strict=True),
+    )
+    it.done()
+
+    at = root.table("api")
+    api = ApiConfig(at.listen("listen", ApiConfig().listen), at.string("token_env", ""))
+    at.done()
+    mt = root.table("metrics")
+    metrics = MetricsConfig(mt.listen("listen", MetricsConfig().listen), mt.boolean("enabled", True))
+    mt.done()
+    so = root.table("store")
+    store = StoreConfig(so.string("path", StoreConfig().path))
+    so.done()
+    ac = root.table("account")
+    nlv = ac.optional_number("net_liquidation", low=0.0)
+    if nlv == 0.0:
+        problems.append("account.net_liquidation: must be > 0")
+    ac.done()
+
+    tt = root.table("trailing_stop")
+    symbols = tt.table("symbols")
+    base = _stop_params(tt, StopParams())
+    tt.done()
+    overrides = {}
+    for name in list(symbols.data):
+        sym = symbols.table(name)
+        overrides[name] = _stop_params(sym, base)
+        sym.done()
+    symbols.done()
+
+    gate = _gate(root)
+    bt = root.table("breaker")
+    breaker = _breaker(bt)
+    bt.done()
+    root.done()
+    if problems:
+        raise ConfigError(problems)
+    return Config(ib, api, metrics, store, nlv, base, overrides, gate, breaker)
+
+
+def load(path: str | Path) -> Config:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    return parse(data)
