@@ -28,6 +28,7 @@ from actors.messages import (
     OpenTimeout,
     ReasonCode,
     Success,
+    SystemHalt,
 )
 from actors.runtime import Dispatcher, PooledActor
 from actors.scheduler import Scheduler
@@ -80,6 +81,8 @@ class BreakerActor(PooledActor):
                 self._publish(cb.force_open(message.t, message.operator))
             else:
                 self._publish(cb.reset(message.t, message.operator))
+        elif isinstance(message, SystemHalt):
+            self._publish(cb.force_open(message.t, message.detail or "daemon", message.reason))
         elif isinstance(message, GetBreakerState):
             return BreakerView(cb.state, cb.snapshot())
         return None

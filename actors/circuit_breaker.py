@@ -202,14 +202,20 @@ class CircuitBreaker:
         out = self.advance(t)
         return self._state.admit(self, entry=entry, wants_permit=wants_permit), out
 
-    def force_open(self, t: float, operator: str = "operator") -> Transitions:
+    def force_open(
+        self,
+        t: float,
+        operator: str = "operator",
+        reason: TransitionReason = TransitionReason.OPERATOR_FORCE_OPEN,
+    ) -> Transitions:
+        """OPEN with no timer until reset: an operator's call, or the daemon's own halt."""
         out = self.advance(t)
         self.forced = True
         self.due = None
         if self._state.name is BreakerState.OPEN:
             return out
         self.opened_at = t
-        cause = TransitionCause(TransitionReason.OPERATOR_FORCE_OPEN, self.failures_by_kind(), operator=operator)
+        cause = TransitionCause(reason, self.failures_by_kind(), operator=operator)
         return [*out, self._move(t, BreakerState.OPEN, cause)]
 
     def reset(self, t: float, operator: str = "operator") -> Transitions:

@@ -237,6 +237,11 @@ class Mark:
 
 
 @dataclass(frozen=True, slots=True)
+class Resync:
+    """Re-send your position and last mark to the portfolio (it was restarted)."""
+
+
+@dataclass(frozen=True, slots=True)
 class GetStopState:
     """Ask a position actor for its StopSnapshot."""
 
@@ -341,6 +346,15 @@ class Admin:
     t: float
     action: AdminAction
     operator: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class SystemHalt:
+    """The daemon itself cannot vouch for entries (e.g. its store is down): open, sticky."""
+
+    t: float
+    reason: TransitionReason
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

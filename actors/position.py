@@ -18,8 +18,9 @@ from actors.messages import (
     Mark,
     PositionClosed,
     PositionUpdate,
-    QuoteFault,
     Quote,
+    QuoteFault,
+    Resync,
     StopAction,
     StopEvent,
     StopSnapshot,
@@ -70,11 +71,14 @@ class PositionActor(PooledActor):
             self.contract, self.qty, self.opened_t = update.contract, update.qty, update.t
             self.trail = TrailingStop(params, long=update.qty > 0, entry_price=update.entry_price)
         self._opening = update
+        self._last_mark: Mark | None = None
 
     # ------------------------------------------------------------- pykka hooks
 
     def on_start(self) -> None:
         self._publish_position(self._opening)
+        if self.subscriber is not None:
+            self.subscriber.tell(self.snapshot())
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Quote):
@@ -89,6 +93,12 @@ class PositionActor(PooledActor):
             self._close(message)
         elif isinstance(message, GetStopState):
             return self.snapshot()
+        elif isinstance(message, Resync) and self.portfolio is not None:
+            self.portfolio.tell(
+                PositionUpdate(self.opened_t, self.id, self.contract, self.qty, self.trail.entry_price)
+            )
+            if self._last_mark is not None:
+                self.portfolio.tell(self._last_mark)
         return None
 
     def coalesce_key(self, message: Any) -> Hashable | None:
@@ -100,7 +110,7 @@ class PositionActor(PooledActor):
             r
             for q in (old, new)
             for r in (self.trail.reference(q.bid, q.ask, q.last), q.high, q.low)
-            if isinstance(r, float) and r > 0
+            if r is not None and not isinstance(r, QuoteFault)
         ]
         if isinstance(self.trail.reference(new.bid, new.ask, new.last), QuoteFault):
             new = old  # an ignored quote must not erase a valid one
@@ -118,8 +128,9 @@ class PositionActor(PooledActor):
         if isinstance(result, QuoteFault):
             self.faults[result] += 1
             return
+        self._last_mark = Mark(q.t, self.id, q.bid, q.ask, q.last, q.greeks)
         if self.portfolio is not None:
-            self.portfolio.tell(Mark(q.t, self.id, q.bid, q.ask, q.last, q.greeks))
+            self.portfolio.tell(self._last_mark)
         if isinstance(result, Decision):
             self._decide(q.t, result)
 

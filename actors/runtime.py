@@ -1,21 +1,47 @@
 """Pooled pykka actors: one actor per position, a few threads for all of them.
 
 pykka's ``ThreadingActor`` gives every actor an OS thread. With a thousand
-positions a quote sweep then pays a GIL hand-off per actor, which costs more
-than the work itself by two orders of magnitude. This module keeps pykka's
-model and API — every actor has its own mailbox and state, processes one
-message at a time in order, and is driven through ``ActorRef.tell`` / ``ask`` /
-``proxy`` / ``stop`` and ``ActorRegistry`` — but multiplexes the actors on a
+positions a quote sweep then pays a GIL hand-off per actor, which costs two
+orders of magnitude more than the work itself. This module keeps pykka's model
+and API — every actor has its own mailbox and state, processes one message at
+a time in order, and is driven through ``ActorRef.tell`` / ``ask`` / ``proxy``
+/ ``stop`` and ``ActorRegistry`` — but multiplexes the actors on a
 *dispatcher*, as Akka does:
 
 * :class:`PoolDispatcher` runs actors on a small fixed pool of worker threads.
 * :class:`InlineDispatcher` runs them in the calling thread, deterministically,
   for ``replay`` and message-level tests.
 
-Only the mailbox and the scheduling are new; message handling (``on_receive``,
+Only the mailbox and the scheduling are new. Message handling (``on_receive``,
 proxy calls, ``on_start`` / ``on_stop`` / ``on_failure``, the registry) is
 pykka's own code, called the way pykka's actor loop calls it, so an actor class
 behaves the same on either runtime.
+
+How an actor is scheduled
+-------------------------
+Each mailbox has two flags, both ``threading.Lock`` objects used as atomic
+test-and-set bits (``acquire(blocking=False)``):
+
+``scheduled``
+    Held while the actor has an *owning ticket*: it is in the dispatcher's run
+    queue or a worker is running it. A sender appends to the deque (deque
+    appends are thread-safe) and then tries to take ``scheduled``; only the
+    sender that takes it queues the actor, so a burst to one actor costs one
+    run-queue operation, and mail for an actor a worker is already running
+    costs no hand-off at all. The owning worker, when it finds the mailbox
+    empty, releases ``scheduled`` and *then* looks at the deques again: a
+    message appended in between is either seen by that re-check or its sender
+    took the released flag itself. No wake-up is lost.
+
+``running``
+    Held while a thread is inside the actor. Owning tickets and *urgent hints*
+    (see below) both take it, so there are never two threads inside one actor.
+
+Priority mail goes to a second deque that is always emptied first. When it
+arrives for an actor that is waiting in the run queue, the mailbox also gives
+the dispatcher an urgent hint (``schedule_urgent``): a non-owning ticket on a
+lane workers check first, so a pre-trade check overtakes other actors' quotes
+too, not only this actor's.
 """
 
 from __future__ import annotations
@@ -31,11 +57,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import pykka
 from pykka import ActorDeadError, ActorRegistry, ThreadingFuture
+from pykka._envelope import Envelope
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from pykka._actor import ActorInbox
-    from pykka._envelope import Envelope
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -53,60 +81,60 @@ FailureCallback = Callable[["pykka.ActorRef[Any]", BaseException], None]
 """``on_failure(ref, exc)``: an actor died of ``exc``; a supervisor may restart it."""
 
 DEFAULT_THREADS: Final = 1
-"""Default pool size, chosen by ``bench/bench_sweep.py`` on this 2-core machine.
+"""Default pool size, chosen with ``bench/bench_sweep.py`` on this 2-core machine.
 
 Handlers are short pure-Python functions, so the GIL serialises them anyway: a
-second worker cannot add throughput, it only adds GIL hand-offs between the
-workers (1 thread was measurably faster than 2 or 4 for the 1000-actor sweep
-and for sustained quote throughput). Handlers that block on I/O are the case
-for a larger pool: pass ``threads=`` explicitly.
+second worker adds no throughput, only GIL hand-offs between workers. Pass
+``threads=`` explicitly for handlers that block on I/O.
 """
 
 # pykka's own messages must go through ``Actor._handle_receive``; anything else
 # is a user message and goes straight to ``on_receive`` (one call instead of four
-# isinstance checks plus a call on the hot path).
+# isinstance tests plus a call, on the hot path).
 _PYKKA_MESSAGES: Final = frozenset({_ActorStop, ProxyCall, ProxyGetAttr, ProxySetAttr})
 
-# Results of one scheduling slice of an actor.
-_IDLE: Final = 0  # nothing left to do (or the ticket was stale): drop the ticket
-_AGAIN: Final = 1  # mail left after ``throughput`` messages: queue the actor again
-_URGENT: Final = 2  # priority mail left: queue the actor again, ahead of the others
-_DEAD: Final = -1  # (put only) the mailbox is closed
+# What an owning ticket's slice tells its dispatcher.
+_IDLE: Final = 0  # mailbox empty (or actor dead): drop the ticket
+_AGAIN: Final = 1  # ``throughput`` messages done, mail left: queue the actor again
+_URGENT: Final = 2  # as _AGAIN, and some of the mail left is priority mail
 
 
 class Dispatcher(Protocol):
     """Runs actors that have mail.
 
-    ``schedule`` is called at most once per idle-to-busy transition of an actor
-    (plus once per priority message that arrives while the actor waits in the
-    run queue, if the dispatcher has ``schedule_urgent``). The dispatcher must
-    eventually call ``actor._mailbox.run(throughput)`` and, if that returns a
-    non-zero value, schedule the actor again.
+    ``schedule(actor)`` hands over an *owning ticket*: the dispatcher must
+    eventually call ``actor._mailbox.run(throughput, True)`` and, while that
+    returns non-zero, call it again later (``_URGENT`` asks for it to be soon).
+    A dispatcher may also offer ``schedule_urgent(actor)``: a hint, run with
+    ``run(throughput, False)`` ahead of ordinary tickets, whose result is
+    ignored. Both are called outside any mailbox lock.
     """
 
     def schedule(self, actor: PooledActor) -> None: ...
 
 
 class _DispatcherBase:
-    """State shared by both dispatchers: the failure callback and the counters."""
+    """What both dispatchers share: the failure callback and the counters."""
 
     on_failure: FailureCallback | None
-    """Called outside any actor lock when an actor died of an exception in a
-    told message, in ``on_start``, or of a ``BaseException``: the actor is
-    already stopped and unregistered, so a supervisor can start a replacement."""
+    """Called, outside any actor lock, when an actor died of an exception in a
+    told message or in ``on_start`` (or of a ``BaseException``). The actor is
+    already stopped and unregistered, so a supervisor can start a replacement.
+    Not called for asked messages (the caller gets the exception and the actor
+    lives on) nor for an ``on_stop`` failure (the actor was being stopped)."""
 
     coalesced: int
-    """Messages folded into an already-queued message by coalescing mailboxes."""
+    """Told messages folded into an already-queued one by coalescing mailboxes."""
 
     overflowed: int
-    """Messages accepted while their mailbox held ``max_mailbox`` or more."""
+    """Messages accepted while their mailbox already held ``max_mailbox``."""
 
     def __init__(self, on_failure: FailureCallback | None) -> None:
         self.on_failure = on_failure
         self.coalesced = 0
         self.overflowed = 0
-        # Counters are bumped from many sender threads; ``+=`` on an attribute
-        # is not atomic, and metrics must not drift.
+        # Bumped from many sender threads: ``+=`` on an attribute is not atomic,
+        # and metrics must not drift.
         self._stats_lock = threading.Lock()
 
     def _note_coalesced(self) -> None:
@@ -125,21 +153,17 @@ class _DispatcherBase:
             callback(ref, exc)
         except Exception:
             # The callback is the supervisor; if it fails there is no one left to
-            # tell but the log, and the worker thread must survive it.
+            # tell but the log, and the thread running it serves other actors.
             logger.exception("on_failure callback raised for %s", ref)
 
 
 class PoolDispatcher(_DispatcherBase):
     """Runs actors on a fixed pool of daemon worker threads.
 
-    The run queue is a ``queue.SimpleQueue`` of actors (its ``put``/``get`` are
-    C code and it wakes exactly one sleeping worker per item). An actor is in
-    the queue at most once for normal mail, guarded by its mailbox's
-    ``scheduled`` flag, so a burst of messages to one actor costs one queue
-    operation, and a worker already running an actor picks up new mail without
-    any hand-off. Priority mail for an actor that waits in the queue also puts
-    the actor on an *urgent* lane that workers check before every slice, so a
-    pre-trade check does not wait behind a thousand actors' quotes.
+    The run queue is a ``queue.SimpleQueue`` (C code; it wakes one sleeping
+    worker per item). ``throughput`` bounds how many messages one actor
+    processes before its ticket goes to the back of the queue, so one flooded
+    actor cannot starve the others.
     """
 
     def __init__(
@@ -157,6 +181,8 @@ class PoolDispatcher(_DispatcherBase):
         super().__init__(on_failure)
         self.name = name
         self.throughput = throughput
+        # ``None`` is a wake-up with no ticket (for the urgent lane, and to end
+        # a worker once ``_shut`` is set).
         self._runq: queue.SimpleQueue[PooledActor | None] = queue.SimpleQueue()
         self._urgent: deque[PooledActor] = deque()
         self._shut = False
@@ -180,22 +206,20 @@ class PoolDispatcher(_DispatcherBase):
         if self._shut:
             raise RuntimeError(f"dispatcher {self.name!r} is shut down")
         self._urgent.append(actor)
-        # Wake a sleeping worker; a busy one sees the urgent lane before its
-        # next slice anyway. ``None`` is a no-op ticket.
-        self._runq.put(None)
+        self._runq.put(None)  # wake a sleeping worker; a busy one checks the lane anyway
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop the workers; stop the actors first (e.g. ``ActorRegistry.stop_all()``).
 
-        Actors already in the run queue are run once more; anything scheduled
-        after this raises ``RuntimeError`` rather than queueing mail that no
-        thread will ever process (which would hang its askers silently).
+        Anything scheduled afterwards raises ``RuntimeError`` rather than
+        queueing mail that no thread will ever process, which would hang its
+        askers without a word.
         """
         if self._shut:
             return
         self._shut = True
         for _ in self._threads:
-            self._runq.put(None)  # with _shut set, None ends the worker that gets it
+            self._runq.put(None)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             if thread is threading.current_thread():
@@ -213,40 +237,30 @@ class PoolDispatcher(_DispatcherBase):
             actor = get()
             while urgent:
                 try:
-                    first = urgent.popleft()
+                    hinted = urgent.popleft()
                 except IndexError:  # another worker took it
                     break
-                self._run(first, throughput)
+                try:
+                    hinted._mailbox.run(throughput, False)
+                except BaseException:
+                    logger.debug("worker survived a BaseException", exc_info=True)
             if actor is None:
                 if self._shut:
                     return
                 continue
             try:
-                again = actor._mailbox.run(throughput)
+                again = actor._mailbox.run(throughput, True)
             except BaseException:
+                # The mailbox already applied pykka's semantics (the actor is
+                # stopped, every actor was asked to stop); this thread serves
+                # other actors, so it must not die with this one.
                 logger.debug("worker survived a BaseException", exc_info=True)
                 continue
             if again:
+                put(actor)
                 if again == _URGENT:
                     urgent.append(actor)
                     put(None)
-                else:
-                    put(actor)
-
-    def _run(self, actor: PooledActor, throughput: int) -> None:
-        try:
-            again = actor._mailbox.run(throughput)
-        except BaseException:
-            # The mailbox already applied pykka's semantics (actor stopped, all
-            # actors asked to stop); a worker thread serves every actor, so it
-            # must not die with one of them.
-            logger.debug("worker survived a BaseException", exc_info=True)
-            return
-        if again == _URGENT:
-            self._urgent.append(actor)
-            self._runq.put(None)
-        elif again:
-            self._runq.put(actor)
 
 
 class InlineDispatcher(_DispatcherBase):
@@ -257,11 +271,11 @@ class InlineDispatcher(_DispatcherBase):
     before ``tell`` returns, so ``ask`` returns a resolved future and the global
     order of processing is a pure function of the inputs — ``replay`` output is
     identical run to run. Mail sent by a handler is queued and processed after
-    the handler returns (never re-entrantly), so handlers must not block on an
-    ``ask`` (use the returned future's callbacks or tell back instead).
+    the handler returns, never re-entrantly, so a handler must not block on an
+    ``ask`` (it would wait for itself); tell back instead.
 
-    Several threads may use one ``InlineDispatcher`` safely (each actor still
-    runs one message at a time), but then the order is no longer deterministic.
+    Several threads may share one ``InlineDispatcher`` safely (each actor still
+    runs one message at a time) but then the order is no longer deterministic.
     """
 
     def __init__(
@@ -270,14 +284,15 @@ class InlineDispatcher(_DispatcherBase):
         *,
         on_failure: FailureCallback | None = None,
     ) -> None:
-        # throughput=1 interleaves actors message by message, which is the
-        # order a reader of a replay log expects ("A's message, then B's
-        # reaction"); it is still deterministic for any value.
+        # throughput=1 interleaves actors message by message: the order a reader
+        # of a replay log expects ("A's message, then B's reaction"). Any value
+        # is deterministic.
         if throughput < 1:
             raise ValueError("throughput must be >= 1")
         super().__init__(on_failure)
         self.throughput = throughput
         self._runq: deque[PooledActor] = deque()
+        self._urgent: deque[PooledActor] = deque()
         self._local = threading.local()
 
     def schedule(self, actor: PooledActor) -> None:
@@ -285,7 +300,7 @@ class InlineDispatcher(_DispatcherBase):
         self._drain()
 
     def schedule_urgent(self, actor: PooledActor) -> None:
-        self._runq.appendleft(actor)
+        self._urgent.append(actor)
         self._drain()
 
     def _drain(self) -> None:
@@ -294,60 +309,48 @@ class InlineDispatcher(_DispatcherBase):
             return
         local.draining = True
         runq = self._runq
+        urgent = self._urgent
         throughput = self.throughput
         try:
             while True:
+                while urgent:
+                    urgent.popleft()._mailbox.run(throughput, False)
                 try:
                     actor = runq.popleft()
                 except IndexError:
                     return
-                again = actor._mailbox.run(throughput)
-                if again == _URGENT:
-                    runq.appendleft(actor)
-                elif again:
+                again = actor._mailbox.run(throughput, True)
+                if again:
                     runq.append(actor)
+                    if again == _URGENT:
+                        urgent.append(actor)
         finally:
-            # A KeyboardInterrupt inside a handler propagates to the caller (so a
-            # replay can be interrupted); the rest of the queue stays queued and
-            # is drained by the next schedule on this dispatcher.
+            # A KeyboardInterrupt in a handler propagates to the caller (a replay
+            # can be interrupted); what is still queued is drained by the next
+            # schedule on this dispatcher.
             local.draining = False
 
 
-class _Slot:
-    """A queued coalescable told message; ``message`` is replaced in place."""
-
-    __slots__ = ("key", "message", "reply_to")
-
-    def __init__(self, message: Any, key: Hashable) -> None:
-        self.message = message
-        self.key = key
-        self.reply_to: pykka.Future[Any] | None = None
-
-
 class _Mailbox:
-    """An actor's mailbox and its scheduling state, under one lock.
+    """An actor's mail and scheduling state (see the module docstring).
 
-    One lock guards the queues, the coalescing index and the flags, so the
-    idle-to-busy transition (``scheduled``) and the busy-to-idle transition
-    (queue found empty) are atomic with respect to each other: a sender either
-    sees ``scheduled`` set and knows the running slice will see its message, or
-    sees it clear and schedules the actor itself. No wake-up can be lost and no
-    re-check is needed.
-
-    ``running`` is separate from ``scheduled`` because an actor can have two
-    tickets in flight (its normal one and an urgent one): whichever is claimed
-    first runs the actor, the other finds it running or idle and is dropped.
+    Queue items are the told message itself (no per-tell allocation), a pykka
+    ``Envelope`` for asks, or a ``[message, key]`` list for a coalescable told
+    message whose ``message`` may still be replaced in place. A told message
+    that is itself a list or an Envelope is wrapped in an Envelope so the three
+    stay distinguishable by ``type()``.
     """
 
     __slots__ = (
         "_actor",
         "_closed",
         "_coalescing",
+        "_direct",
         "_dispatcher",
         "_index",
         "_limit",
         "_live",
-        "_lock",
+        "_mutex",
         "_normal",
         "_over",
         "_prio",
@@ -359,25 +362,30 @@ class _Mailbox:
         "_scheduled",
         "_slow",
         "_stats",
+        "_try_schedule",
     )
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._prio: deque[Envelope[Any] | _Slot] = deque()
-        self._normal: deque[Envelope[Any] | _Slot] = deque()
-        self._index: dict[Hashable, _Slot] = {}
-        # Held "scheduled" until the actor is started: mail sent to a ref handed
-        # out from __init__ waits for on_start instead of racing it.
-        self._scheduled = True
-        self._running = False
+        self._prio: deque[Any] = deque()
+        self._normal: deque[Any] = deque()
+        # Guards the coalescing index together with the slots it points to, so
+        # a fold never lands in a slot the actor has already taken.
+        self._mutex = threading.Lock()
+        self._index: dict[Hashable, list[Any]] = {}
+        self._scheduled = threading.Lock()
+        self._running = threading.Lock()
+        # Held from the start: mail sent to a ref that __init__ handed out waits
+        # for the start ticket, and so for on_start.
+        self._scheduled.acquire()
+        self._try_schedule = self._scheduled.acquire
         self._live = False
         self._closed = False
         self._over = False
         self._slow = False
         self._prioritising = False
         self._coalescing = False
+        self._direct = True
         self._limit = 0
-        self._actor: PooledActor | None = None
 
     def bind(self, actor: PooledActor, dispatcher: Dispatcher) -> None:
         cls = type(actor)
@@ -385,93 +393,127 @@ class _Mailbox:
         self._ref: pykka.ActorRef[Any] = actor.actor_ref
         self._dispatcher = dispatcher
         self._schedule: Callable[[PooledActor], None] = dispatcher.schedule
-        self._schedule_urgent: Callable[[PooledActor], None] = getattr(
-            dispatcher, "schedule_urgent", dispatcher.schedule
+        self._schedule_urgent: Callable[[PooledActor], None] | None = getattr(
+            dispatcher, "schedule_urgent", None
         )
         self._stats: _DispatcherBase | None = (
             dispatcher if isinstance(dispatcher, _DispatcherBase) else None
         )
-        # Hooks that are not overridden are never called: the common actor pays
-        # one flag test per message for all three features.
+        # Hooks that are not overridden are never called: an actor that uses
+        # none of the three features pays one flag test per message for them.
         self._prioritising = cls.is_priority is not PooledActor.is_priority
         self._coalescing = cls.coalesce_key is not PooledActor.coalesce_key
         self._limit = max(0, int(actor.max_mailbox))
         self._slow = self._prioritising or self._coalescing or self._limit > 0
+        self._direct = cls._handle_receive is pykka.Actor._handle_receive
 
     def arm(self) -> None:
-        """Hand the actor to its dispatcher for the first time (runs ``on_start``)."""
-        assert self._actor is not None
+        """Give the dispatcher the first owning ticket (it runs ``on_start``)."""
         self._schedule(self._actor)
 
-    # -- the sender side (any thread) ------------------------------------------------
+    def refuse(self) -> None:
+        """Refuse new mail from now on: the actor is stopping or has failed."""
+        self._closed = True
 
-    def put(self, envelope: Envelope[Any], /) -> None:
-        with self._lock:
-            if self._closed:
-                action = _DEAD
-            elif self._slow:
-                action = self._put_slow(envelope)
-                if action == _IDLE:
-                    return
-            else:
-                self._normal.append(envelope)
-                if self._scheduled:
-                    return  # queued or running: that slice will see it
-                self._scheduled = True
-                action = _AGAIN
-            actor = self._actor
-        if action == _DEAD:
-            _dead_letter(self._ref, envelope)
+    # -- sender side: any thread ----------------------------------------------------
+
+    def tell(self, message: Any) -> None:
+        """``ActorRef.tell`` for this actor (installed on the ref as ``tell``)."""
+        if self._closed:
+            raise ActorDeadError(f"{self._ref} not found")
+        if self._slow:
+            self._tell_slow(message)
             return
-        assert actor is not None
-        if action == _URGENT:
-            self._schedule_urgent(actor)
-        else:
-            self._schedule(actor)
+        cls = type(message)
+        if cls is list or cls is Envelope:
+            message = Envelope(message)
+        self._normal.append(message)
+        if self._try_schedule(False):
+            self._schedule(self._actor)
 
-    def _put_slow(self, envelope: Envelope[Any]) -> int:
-        """Queue with priority / coalescing / limit; the lock is held.
+    def _tell_slow(self, message: Any) -> None:
+        """Tell with priority, coalescing or a mailbox limit.
 
-        The hooks run here, in the sender's thread under the mailbox lock: they
-        must be pure functions of their arguments and must not send messages.
+        ``is_priority`` and ``coalesce_key`` run in the sender's thread with no
+        lock held; ``coalesce`` runs under the mailbox mutex. All three must be
+        pure functions of their arguments and must not send messages.
         """
         actor = self._actor
-        assert actor is not None
-        message = envelope.message
-        if type(message) is not _ActorStop:  # stop keeps its place in the queue
+        cls = type(message)
+        wrapped = Envelope(message) if cls is list or cls is Envelope else message
+        if cls is not _ActorStop:  # a stop keeps its place in the queue
             if self._prioritising and actor.is_priority(message):
-                self._prio.append(envelope)
-                self._check_limit()
-                if self._running or (self._scheduled and not self._live):
-                    return _IDLE  # the running slice (or on_start's) takes it first
-                self._scheduled = True
-                return _URGENT
-            if envelope.reply_to is None and self._coalescing:
+                self._prio.append(wrapped)
+                self._signal_priority()
+                return
+            if self._coalescing:
                 key = actor.coalesce_key(message)
                 if key is not None:
-                    slot = self._index.get(key)
-                    if slot is not None:
-                        slot.message = actor.coalesce(slot.message, message)
-                        if self._stats is not None:
-                            self._stats._note_coalesced()
-                        return _IDLE
-                    slot = _Slot(message, key)
-                    self._index[key] = slot
-                    self._normal.append(slot)
-                    return self._after_append()
-        self._normal.append(envelope)
-        return self._after_append()
+                    with self._mutex:
+                        slot = self._index.get(key)
+                        if slot is None:
+                            self._index[key] = slot = [message, key]
+                            self._normal.append(slot)
+                            folded = False
+                        else:
+                            slot[0] = actor.coalesce(slot[0], message)
+                            folded = True
+                    if not folded:
+                        self._after_append()
+                    elif self._stats is not None:
+                        # The slot is still queued, or popped by a worker that has
+                        # not read it yet: either way the fold will be processed.
+                        self._stats._note_coalesced()
+                    return
+        self._normal.append(wrapped)
+        self._after_append()
 
-    def _after_append(self) -> int:
-        self._check_limit()
-        if self._scheduled:
-            return _IDLE
-        self._scheduled = True
-        return _AGAIN
+    def put(self, envelope: Envelope[Any], /) -> None:
+        """pykka's ``ActorInbox.put``: asks, stops, and tells via pykka's own path."""
+        if envelope.reply_to is None:
+            self.tell(envelope.message)
+            return
+        if self._closed:
+            _dead_letter(self._ref, envelope, leftover=False)
+            return
+        message = envelope.message
+        if (
+            self._prioritising
+            and type(message) is not _ActorStop
+            and self._actor.is_priority(message)
+        ):
+            self._prio.append(envelope)
+            self._signal_priority()
+        else:
+            self._normal.append(envelope)
+            self._after_append()
+        if self._closed:
+            # The actor stopped while we were queueing: answer the ask if the
+            # teardown missed it, instead of leaving its caller waiting forever.
+            self._drain_dead()
+
+    def _after_append(self) -> None:
+        if self._limit:
+            self._check_limit()
+        if self._try_schedule(False):
+            self._schedule(self._actor)
+
+    def _signal_priority(self) -> None:
+        if self._limit:
+            self._check_limit()
+        if self._try_schedule(False):
+            # Idle actor: the owning ticket, plus a hint so it jumps the queue.
+            self._schedule(self._actor)
+            if self._schedule_urgent is not None:
+                self._schedule_urgent(self._actor)
+        elif self._live and not self._running.locked() and self._schedule_urgent is not None:
+            # Waiting in the run queue: hint. (If it is running, the running
+            # slice takes priority mail before anything else anyway.)
+            self._schedule_urgent(self._actor)
 
     def _check_limit(self) -> None:
         limit = self._limit
-        if limit and len(self._prio) + len(self._normal) > limit:
+        if len(self._prio) + len(self._normal) > limit:
             if self._stats is not None:
                 self._stats._note_overflow()
             if not self._over:
@@ -483,56 +525,94 @@ class _Mailbox:
                     limit,
                 )
 
-    # -- the dispatcher side (one thread at a time per actor) ---------------------------
+    # -- dispatcher side ------------------------------------------------------------
 
-    def run(self, throughput: int) -> int:
-        """Process up to ``throughput`` messages; tell the dispatcher what next."""
-        lock = self._lock
-        with lock:
-            if self._running or not self._scheduled or self._closed:
-                return _IDLE  # a stale ticket: someone else has (or had) it
-            self._running = True
-            live = self._live
-        actor = self._actor
-        assert actor is not None
-        stopped = actor.actor_stopped.is_set
-        if not live:
-            failure = _call_on_start(actor)
-            if failure is not None or stopped():
-                self._close()
-                self._retire(failure)
+    def run(self, throughput: int, owner: bool) -> int:
+        """Process up to ``throughput`` messages; say what the ticket should do next.
+
+        ``owner`` is True for an owning ticket (it holds ``scheduled`` and must
+        release it or be queued again) and False for an urgent hint.
+        """
+        running = self._running
+        if not running.acquire(False):
+            if not owner:
+                return _IDLE  # the thread inside takes priority mail first anyway
+            # An urgent hint is inside; it is one slice at most.
+            running.acquire()
+        try:
+            if self._closed:
                 return _IDLE
-            with lock:
-                self._live = True
+            if not self._live and not self._start():
+                return _IDLE
+            remaining = self._process(throughput)
+        finally:
+            running.release()
+        if not owner or self._closed:
+            return _IDLE
         prio = self._prio
         normal = self._normal
-        index = self._index
+        if remaining == 0 and (prio or normal):
+            return _URGENT if prio else _AGAIN
+        self._over = False
+        self._scheduled.release()
+        # Re-check after releasing: a sender that appended before the release
+        # saw the flag held and relied on us.
+        if (prio or normal) and self._try_schedule(False):
+            return _URGENT if prio else _AGAIN
+        return _IDLE
+
+    def _start(self) -> bool:
+        """pykka's ``_actor_loop_setup``; False if the actor died in ``on_start``."""
+        actor = self._actor
+        try:
+            actor.on_start()
+        except BaseException as exc:  # a ThreadingActor's thread would die of any
+            actor._handle_failure(*sys.exc_info())
+            self._close()
+            self._report(exc)
+            return False
+        if self._closed:  # on_start stopped the actor
+            self._close()
+            return False
+        self._live = True
+        return True
+
+    def _process(self, throughput: int) -> int:
+        """The message loop of pykka's ``Actor._actor_loop_running``, per slice."""
+        actor = self._actor
+        prio = self._prio
+        normal = self._normal
         on_receive = actor.on_receive
-        direct = type(actor)._handle_receive is pykka.Actor._handle_receive
+        handle_receive = actor._handle_receive
+        direct = self._direct
         remaining = throughput
-        while True:
-            with lock:
-                if prio:
-                    envelope = prio.popleft()
-                elif normal:
-                    envelope = normal.popleft()
-                    if index and type(envelope) is _Slot:
-                        del index[envelope.key]
-                else:
-                    self._running = False
-                    self._scheduled = False
-                    self._over = False
-                    return _IDLE
-            message = envelope.message
-            reply_to = envelope.reply_to
-            failure = None
-            # Mirrors pykka's Actor._actor_loop_running, so on_failure and the
-            # registry behave exactly as on a ThreadingActor.
+        while remaining:
+            if prio:
+                item = prio.popleft()
+            elif normal:
+                item = normal.popleft()
+            else:
+                break
+            cls = type(item)
+            if cls is list:
+                with self._mutex:
+                    del self._index[item[1]]
+                    message = item[0]
+                reply_to = None
+                cls = type(message)
+            elif cls is Envelope:
+                message = item.message
+                reply_to = item.reply_to
+                cls = type(message)
+            else:
+                message = item
+                reply_to = None
+            remaining -= 1
             try:
-                if direct and type(message) not in _PYKKA_MESSAGES:
+                if direct and cls not in _PYKKA_MESSAGES:
                     response = on_receive(message)
                 else:
-                    response = actor._handle_receive(message)
+                    response = handle_receive(message)
                 if reply_to is not None:
                     reply_to.set(response)
             except Exception as exc:
@@ -542,76 +622,73 @@ class _Mailbox:
                     )
                     reply_to.set_exception()
                 else:
-                    failure = exc
                     actor._handle_failure(*sys.exc_info())
                     try:
                         actor.on_failure(*sys.exc_info())
                     except Exception:
                         actor._handle_failure(*sys.exc_info())
+                    self._close()
+                    self._report(exc)
+                    return remaining
             except BaseException as exc:
-                # pykka: stop this actor and every other one. Its thread then
-                # ends; ours serves other actors, so re-raise for the dispatcher
-                # (the inline one propagates it, a pool worker logs it).
+                # pykka stops this actor and every other one, and the actor's
+                # thread ends. Ours serves other actors: re-raise for the
+                # dispatcher (the inline one propagates it, a worker logs it).
                 _pykka_logger.debug(f"{exc!r} in {actor}. Stopping all actors.")
                 if reply_to is not None:
                     reply_to.set_exception()
                 actor._stop()
                 self._close()
-                self._retire(exc)
+                self._report(exc)
                 ActorRegistry.stop_all(block=False)
                 raise
-            if stopped():
+            if self._closed:
                 self._close()
-                self._retire(failure)
-                return _IDLE
-            remaining -= 1
-            if not remaining:
-                with lock:
-                    self._running = False
-                    if prio:
-                        return _URGENT
-                    if normal:
-                        return _AGAIN
-                    self._scheduled = False
-                    self._over = False
-                    return _IDLE
+                return remaining
+        return remaining
 
     def _close(self) -> None:
         """Refuse new mail and answer what is left, as pykka's teardown does."""
-        with self._lock:
-            self._closed = True
-            self._running = False
-            self._scheduled = False
-            left = [*self._prio, *self._normal]
-            self._prio.clear()
-            self._normal.clear()
+        self._closed = True
+        dropped = self._drain_dead()
+        with self._mutex:
             self._index.clear()
-        for envelope in left:
-            if envelope.reply_to is not None:
-                _dead_letter(self._ref, envelope)
-        dropped = sum(1 for envelope in left if envelope.reply_to is None)
         if dropped:
             logger.debug("%s stopped with %d told messages unprocessed", self._ref, dropped)
 
-    def _retire(self, failure: BaseException | None) -> None:
-        # The actor is dead and unregistered; drop it so a supervisor that
-        # keeps old refs around does not keep dead actors' state alive.
-        self._actor = None
-        if failure is not None and self._stats is not None:
+    def _drain_dead(self) -> int:
+        """Answer every queued ask with ActorDeadError; return how many tells fell."""
+        dropped = 0
+        for lane in (self._prio, self._normal):
+            while True:
+                try:
+                    item = lane.popleft()
+                except IndexError:
+                    break
+                if type(item) is Envelope and item.reply_to is not None:
+                    _dead_letter(self._ref, item, leftover=True)
+                else:
+                    dropped += 1
+        return dropped
+
+    def _report(self, failure: BaseException) -> None:
+        if self._stats is not None:
             self._stats._report_failure(self._ref, failure)
 
-    # -- pykka's ActorInbox protocol ---------------------------------------------------
+    # -- rest of pykka's ActorInbox protocol ----------------------------------------
 
     def get(self) -> Envelope[Any]:
-        """Not used by the dispatchers; present because pykka's protocol has it."""
-        with self._lock:
-            if self._prio:
-                return self._prio.popleft()  # type: ignore[return-value]
-            if self._normal:
-                envelope = self._normal.popleft()
-                if type(envelope) is _Slot:
-                    del self._index[envelope.key]
-                return envelope  # type: ignore[return-value]
+        """Unused by the dispatchers; pykka's protocol has it. Never blocks."""
+        for lane in (self._prio, self._normal):
+            if lane:
+                item = lane.popleft()
+                if type(item) is list:
+                    with self._mutex:
+                        del self._index[item[1]]
+                    return Envelope(item[0])
+                if type(item) is Envelope:
+                    return item
+                return Envelope(item)
         raise queue.Empty
 
     def empty(self) -> bool:
@@ -621,31 +698,27 @@ class _Mailbox:
         return len(self._prio) + len(self._normal)
 
 
-def _dead_letter(ref: pykka.ActorRef[Any], envelope: Envelope[Any] | _Slot) -> None:
-    """Answer mail that reached a dead actor the way pykka does."""
+def _dead_letter(ref: pykka.ActorRef[Any], envelope: Envelope[Any], *, leftover: bool) -> None:
+    """Answer an ask that reached a dead actor the way pykka does.
+
+    A stop found queued at teardown succeeded (``stop()`` returns True: the
+    actor was being stopped); one that arrived after is told the actor is dead.
+    """
     reply_to = envelope.reply_to
-    if reply_to is None:
-        raise ActorDeadError(f"{ref} not found")
-    if isinstance(envelope.message, _ActorStop):
+    assert reply_to is not None
+    if isinstance(envelope.message, _ActorStop) and leftover:
         reply_to.set(None)
-    else:
-        reply_to.set_exception(
-            exc_info=(
-                ActorDeadError,
-                ActorDeadError(f"{ref} stopped before handling the message"),
-                None,
-            )
+        return
+    if not leftover:
+        reply_to.set_exception(exc_info=(ActorDeadError, ActorDeadError(f"{ref} not found"), None))
+        return
+    reply_to.set_exception(
+        exc_info=(
+            ActorDeadError,
+            ActorDeadError(f"{ref} stopped before handling the message"),
+            None,
         )
-
-
-def _call_on_start(actor: PooledActor) -> BaseException | None:
-    """pykka's ``_actor_loop_setup``, returning the failure for the supervisor."""
-    try:
-        actor.on_start()
-    except BaseException as exc:
-        actor._handle_failure(*sys.exc_info())
-        return exc
-    return None
+    )
 
 
 class PooledActor(pykka.Actor):
@@ -658,20 +731,21 @@ class PooledActor(pykka.Actor):
 
     Guarantees: ``on_start`` runs before any message; one message at a time
     (never two threads inside one actor); normal messages in FIFO order per
-    actor; priority messages before any queued normal one, FIFO among
+    sender; priority messages before any queued normal message, FIFO among
     themselves. ``stop()`` processes the normal mail queued before it (and any
-    priority mail that arrives before it is processed), then ``on_stop``.
+    priority mail that arrives before it is reached), then ``on_stop``; later
+    tells raise ``ActorDeadError`` and later asks fail with it.
     """
 
     max_mailbox: int = 0
-    """Soft limit on queued messages; 0 = unbounded.
+    """Soft limit on queued messages; 0 = unbounded. Read when the actor is made.
 
     Above the limit nothing is dropped and no sender blocks: each extra message
     is counted in ``dispatcher.overflowed`` and the first one logs a warning.
-    Quotes stay bounded by coalescing (one slot per key), and the rest — fills,
-    orders, pre-trade checks, stops — must never be lost. Blocking the sender
-    is not an option either: a sender that is itself an actor on the same pool
-    could block every worker on mailboxes that only workers drain (and on the
+    Quotes stay bounded by coalescing (one slot per key); everything else —
+    fills, orders, pre-trade checks, stops — must never be lost. Blocking the
+    sender is no option either: a sender that is itself an actor on the same
+    pool could block every worker on mailboxes only workers drain (and on the
     inline dispatcher it would deadlock at once).
     """
 
@@ -682,6 +756,12 @@ class PooledActor(pykka.Actor):
         self._mailbox = mailbox
         self._dispatcher = dispatcher
         mailbox.bind(self, dispatcher)
+        # The ref is pykka's own ActorRef; only its tell is short-circuited to the
+        # mailbox. pykka's tell would cost an is_alive() call and an Envelope per
+        # message, about as much as the whole rest of the path; the mailbox's
+        # closed flag is set exactly when pykka sets actor_stopped (see _stop and
+        # _handle_failure below), so the ActorDeadError behaviour is the same.
+        self._actor_ref.tell = mailbox.tell  # type: ignore[method-assign]
 
     @staticmethod
     def _create_actor_inbox() -> ActorInbox:
@@ -696,21 +776,35 @@ class PooledActor(pykka.Actor):
     def _start_actor_loop(self) -> None:
         self._mailbox.arm()
 
+    def _stop(self) -> None:
+        self._mailbox.refuse()
+        super()._stop()
+
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._mailbox.refuse()
+        super()._handle_failure(exception_type, exception_value, traceback)
+
     @property
     def dispatcher(self) -> Dispatcher:
         return self._dispatcher
 
     @property
     def mailbox_depth(self) -> int:
-        """Messages waiting (priority + normal), coalesced slots counted once."""
+        """Messages waiting (priority + normal); a coalesced slot counts once."""
         return len(self._mailbox)
 
     def is_priority(self, message: Any) -> bool:
         """Whether ``message`` jumps ahead of queued normal messages.
 
-        Called in the *sender's* thread under the mailbox lock: keep it a pure,
-        cheap function of ``message`` (e.g. an ``isinstance`` test). Applies to
-        asks too — a pre-trade check is usually asked.
+        Runs in the *sender's* thread: keep it a pure, cheap function of
+        ``message`` (an ``isinstance`` test, say). Applies to asks too — a
+        pre-trade check is usually asked. Override it in the class (not on an
+        instance): the mailbox checks once whether it is overridden.
         """
         return False
 
@@ -726,6 +820,7 @@ class PooledActor(pykka.Actor):
     def coalesce(self, old: Any, new: Any) -> Any:
         """Fold ``new`` into the still-queued ``old``; the result keeps old's place.
 
-        Same constraints as :meth:`is_priority`. The default keeps the newest.
+        Runs in the sender's thread under the mailbox's mutex: pure, cheap, no
+        messages. The default keeps the newest.
         """
         return new

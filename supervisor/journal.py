@@ -20,7 +20,15 @@ import polars as pl
 
 from supervisor.store import JournalRow, Store, StoreUnavailable, encode_payload
 
-__all__ = ["journal_frame", "run_journal_command", "summarize", "write"]
+__all__ = [
+    "COLUMNS",
+    "frame_from_rows",
+    "journal_frame",
+    "parse_time",
+    "run_journal_command",
+    "summarize",
+    "write",
+]
 
 _BASE_SCHEMA: Final[dict[str, pl.DataType]] = {
     "seq": pl.Int64(),

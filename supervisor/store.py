@@ -17,25 +17,26 @@ cache), but only FULL also survives a power loss or kernel crash: with NORMAL
 the last commits before such a crash may vanish, and a TRIGGER journaled and
 claimed, then lost, while its exit order did reach the broker is exactly the
 "action without a record" this module exists to prevent. Measured on this
-project's machine (ext4 on a virtio disk, SQLite 3.40, Python 3.11; the schema
-below with its three journal indexes; 2000 calls each, see the ``__main__``
-block at the end of this file)::
+project's machine (ext4 on a virtio disk, SQLite 3.40, Python 3.11, a shared and
+noisy VM: ranges over five runs of 2000-3000 calls, see the ``__main__`` block at
+the end of this file; schema below, three journal indexes)::
 
     per call                     WAL+NORMAL     WAL+FULL
-    append (autocommit)            ~70 us        ~330 us
-    save_stop (autocommit)         ~60 us        ~320 us
-    append_many, per row           ~13 us         ~14 us   (batches of 100)
-    save_stops, per row            ~10 us         ~11 us   (batches of 100)
+    append (autocommit)          85-150 us     320-540 us
+    save_stop (autocommit)        40-70 us     290-500 us
+    append_many, per row          18-25 us      20-34 us   (batches of 100)
+    save_stops, per row            7-13 us       9-17 us   (batches of 100)
 
-FULL costs one fsync of the WAL per commit, about a quarter of a millisecond
-here, i.e. a ceiling near 3000 single-row commits a second for the whole
-daemon; at quote rate that is affordable, and callers that fall behind can
-batch with ``append_many``/``save_stops`` (one fsync per batch). ``NORMAL`` is
-offered for operators who accept losing the last few stop *updates* on power
-loss (a restored stop is then slightly older, which the next quote corrects);
-even then ``claim_exit`` and ``record_exit_order`` are committed with FULL, and
-because an fsync of the WAL covers every frame before it, the TRIGGER journaled
-just before the claim is made durable by the claim itself.
+FULL costs one fsync of the WAL per commit, 0.25-0.4 ms here, i.e. a ceiling
+of roughly 2000-3000 single-row commits a second for the whole daemon; at
+quote rate that is affordable, and callers that fall behind can batch with
+``append_many``/``save_stops`` (one fsync per batch). ``NORMAL`` is offered
+only for operators who accept that after a power loss (not a process crash) the
+last few stop updates may be missing, i.e. a stop restored at an older and
+looser level until the price revisits its extreme; even then ``claim_exit`` and
+``record_exit_order`` commit with FULL, and because an fsync of the WAL covers
+every frame before it, the TRIGGER journaled just before the claim is made
+durable by the claim itself.
 
 Faults: every ``sqlite3`` error (locked, read-only, disk full, I/O, corrupt,
 closed) is raised as :class:`StoreUnavailable` naming the operation, so the
@@ -164,6 +165,12 @@ def _json_default(o: Any) -> Any:
         return int(o)
     if isinstance(o, numbers.Real):
         return float(o)
+    tolist = getattr(o, "tolist", None)  # numpy scalars and arrays
+    if callable(tolist):
+        try:
+            return tolist()
+        except (TypeError, ValueError):
+            pass
     iso = getattr(o, "isoformat", None)
     if callable(iso):
         return iso()
@@ -682,9 +689,7 @@ class Store:
         Each row's ``seq`` and ``wall_t`` are ignored (use ``JournalRow.entry``
         to build them): the store assigns both.
         """
-        prepared = [
-            (r.t, r.kind, r.position_id, encode_payload(r.payload)) for r in rows
-        ]
+        prepared = [(r.t, r.kind, r.position_id, encode_payload(r.payload)) for r in rows]
         seqs: list[int] = []
         with self._op("append_many", transaction=True) as conn:
             wall_t = time.time()

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 
 __all__ = ["dump"]
 
 Value = Mapping[str, "Value"] | Sequence["Value"] | str | int | float | bool | None
 
-_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_ ./()\-]*\Z")
+_PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_ ./():\-]*\Z")
+# What YAML 1.1 or 1.2 would read as something other than a string.
 _NOT_PLAIN = re.compile(
-    r"(?i)\A(?:y|n|yes|no|on|off|true|false|null|~|[-+]?(?:\.inf|\.nan|[0-9][0-9_.:eE+-]*))\Z"
+    r"(?i)\A(?:y|n|yes|no|on|off|true|false|null|~"
+    r"|[-+]?(?:\.inf|\.nan|0x[0-9a-f_]+|0o[0-7_]+|0b[01_]+|[0-9][0-9_.:e+-]*))\Z"
 )
+_FOLD_AT = 88
 
 
 def _scalar(value: str | int | float | bool | None) -> str:
@@ -35,7 +39,12 @@ def _scalar(value: str | int | float | bool | None) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return json.dumps(value)
-    if _PLAIN.match(value) and not _NOT_PLAIN.match(value) and not value.endswith(" "):
+    if (
+        _PLAIN.match(value)
+        and not _NOT_PLAIN.match(value)
+        and ": " not in value
+        and not value.endswith((" ", ":"))
+    ):
         return value
     return "'" + value.replace("'", "''") + "'"
 
@@ -84,9 +93,26 @@ def _emit_entry(head: str, item: Value, indent: int, out: list[str]) -> None:
             lines = lines[:-1]
         out.append(f"{head} |{chomp}")
         out.extend((" " * indent + line) if line else "" for line in lines)
+    elif isinstance(item, str) and len(item) > _FOLD_AT and _foldable(item):
+        # Long prose (annotations) folds: each line break reads back as one space.
+        out.append(f"{head} >-")
+        wrapped = textwrap.wrap(
+            item, _FOLD_AT - indent, break_long_words=False, break_on_hyphens=False
+        )
+        out.extend(" " * indent + line for line in wrapped)
     else:
         assert not isinstance(item, Mapping | list | tuple)
         out.append(f"{head} {_scalar(item)}")
+
+
+def _foldable(text: str) -> bool:
+    """True when folding at single spaces reads back as exactly ``text``."""
+    return (
+        text == text.strip()
+        and "  " not in text
+        and not any(c in text for c in "\t\r\n")
+        and not text.startswith(("#", "'", '"', "|", ">", "-", "!", "&", "*", "%", "@", "`"))
+    )
 
 
 def dump(value: Mapping[str, Value], header: str = "") -> str:

@@ -168,7 +168,9 @@ class SimPosition:
     ``avg_cost`` is what IB reports: per share for stocks, per contract (price
     × multiplier) for options. ``und_price`` seeds the underlying's price when
     the simulator does not know that symbol yet (required then for options).
-    ``expiry`` is ``YYYY-MM-DD``; ``right`` is ``"C"`` or ``"P"``.
+    ``expiry`` is ``YYYY-MM-DD`` (``YYYYMMDD`` is accepted and converted);
+    ``right`` is ``"C"`` or ``"P"`` (``CALL``/``PUT`` accepted).
+    ``multiplier`` 0 means the usual one: 100 for options, 1 for stocks.
     """
 
     con_id: int
@@ -179,11 +181,23 @@ class SimPosition:
     right: str | None = None
     strike: float | None = None
     expiry: str | None = None
-    multiplier: int = 1
+    multiplier: int = 0
     und_price: float | None = None
     vol: float = 0.25
     currency: str = "USD"
     exchange: str = "SMART"
+
+    def __post_init__(self) -> None:
+        if self.sec_type not in ("STK", "OPT"):
+            raise ValueError(f"sec_type must be STK or OPT, got {self.sec_type!r}")
+        if not self.multiplier:
+            self.multiplier = 100 if self.sec_type == "OPT" else 1
+        self.expiry = iso_expiry(self.expiry)
+        self.right = normalize_right(self.right)
+        if self.sec_type == "OPT" and (
+            self.right is None or self.strike is None or self.expiry is None
+        ):
+            raise ValueError("an option position needs right, strike and expiry")
 
     def instrument(self) -> Instrument:
         """The quotable contract behind this position."""
@@ -191,9 +205,9 @@ class SimPosition:
             con_id=self.con_id,
             symbol=self.symbol,
             sec_type=self.sec_type,
-            expiry=iso_expiry(self.expiry),
+            expiry=self.expiry,
             strike=self.strike,
-            right=normalize_right(self.right),
+            right=self.right,
             multiplier=self.multiplier,
             currency=self.currency,
             exchange=self.exchange,
@@ -493,8 +507,6 @@ class GatewaySimulator:
         The instrument becomes quotable; an unknown underlying is created
         from ``und_price`` (or, for a stock, from ``avg_cost``).
         """
-        if pos.sec_type not in ("STK", "OPT"):
-            raise ValueError(f"sec_type must be STK or OPT, got {pos.sec_type!r}")
         if pos.symbol not in self.market.underlyings:
             seed_price = pos.und_price
             if seed_price is None and pos.sec_type == "STK":
@@ -699,19 +711,34 @@ class GatewaySimulator:
 
     # ----------------------------------------------------------------- faults
 
-    def inject_error(self, code: int, msg: str | None = None, req_id: int = -1) -> None:
-        """Send ERR_MSG ``code`` to every connected client, with its side effects.
+    def inject_error(
+        self,
+        code: int,
+        msg: str | None = None,
+        req_id: int = -1,
+        *,
+        client_id: int | None = None,
+    ) -> None:
+        """Send ERR_MSG ``code`` to every connected client (or only ``client_id``'s).
 
-        1100/2103/10197 halt market data, 1101/1102/2104 resume it, and 1101
-        also drops every market data subscription (TWS "data lost": clients
-        must resubscribe).
+        Side effects follow TWS: 1100/2103/10197 halt market data, 1101/1102/
+        2104 resume it, and 1101 also drops every market data subscription
+        ("data lost": clients must resubscribe). 201/202 with ``req_id`` equal
+        to a working order's id cancel that order here too, so the simulator
+        and the client agree on it.
         """
         text = msg if msg is not None else ERROR_MESSAGES.get(code, f"Simulated error {code}")
         if code in HALTING_CODES:
             self.data_halted = True
         elif code in RESUMING_CODES:
             self.data_halted = False
+        if code in (201, 202) and req_id > 0:
+            for o in self.open_orders():
+                if o.order_id == req_id and client_id in (None, o.client_id):
+                    o.status, o.error_code = "Cancelled", code
         for s in self._ready_sessions():
+            if client_id is not None and s.client_id != client_id:
+                continue
             if code == DATA_LOST_CODE:
                 s.tickers.clear()
             self._send_error(s, req_id, code, text)
@@ -805,8 +832,6 @@ class GatewaySimulator:
             log.debug("client %s (%s) closed the connection", s.client_id, peer)
         except (ConnectionError, ProtocolError, TimeoutError) as e:
             log.info("client %s (%s) dropped: %r", s.client_id, peer, e)
-        except asyncio.CancelledError:
-            pass
         finally:
             self._sessions.pop(s.seq, None)
             s.close()
@@ -833,7 +858,13 @@ class GatewaySimulator:
             raise ProtocolError(f"expected START_API, got {fields[:3]}")
         client_id = int(fields[2])
         s.client_id = client_id
-        others = {o.client_id for o in self._sessions.values() if o is not s and o.ready}
+        # A session whose peer already hung up does not hold its id any more:
+        # without the at_eof check a quick reconnect would race its own EOF.
+        others = {
+            o.client_id
+            for o in self._sessions.values()
+            if o is not s and o.ready and not o.closing and not o.reader.at_eof()
+        }
         if client_id in self._busy_client_ids or client_id in others:
             s.writer.write(encode_message(OUT_ERR_MSG, 2, -1, 326, ERROR_MESSAGES[326], ""))
             with contextlib.suppress(ConnectionError):
