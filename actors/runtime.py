@@ -53,7 +53,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 import pykka
 from pykka import ActorDeadError, ActorRegistry, ThreadingFuture
@@ -92,6 +92,8 @@ second worker adds no throughput, only GIL hand-offs between workers. Pass
 # is a user message and goes straight to ``on_receive`` (one call instead of four
 # isinstance tests plus a call, on the hot path).
 _PYKKA_MESSAGES: Final = frozenset({_ActorStop, ProxyCall, ProxyGetAttr, ProxySetAttr})
+# Queue items that are not a plain told user message (see _Mailbox).
+_SPECIAL: Final = _PYKKA_MESSAGES | {list, Envelope}
 
 # What an owning ticket's slice tells its dispatcher.
 _IDLE: Final = 0  # mailbox empty (or actor dead): drop the ticket
@@ -103,11 +105,11 @@ class Dispatcher(Protocol):
     """Runs actors that have mail.
 
     ``schedule(actor)`` hands over an *owning ticket*: the dispatcher must
-    eventually call ``actor._mailbox.run(throughput, True)`` and, while that
-    returns non-zero, call it again later (``_URGENT`` asks for it to be soon).
+    eventually call ``actor._rt_run(throughput, True)`` and, while that returns
+    non-zero, call it again later (2 asks for it to be soon: priority mail).
     A dispatcher may also offer ``schedule_urgent(actor)``: a hint, run with
-    ``run(throughput, False)`` ahead of ordinary tickets, whose result is
-    ignored. Both are called outside any mailbox lock.
+    ``actor._rt_run(throughput, False)`` ahead of ordinary tickets, whose result
+    is ignored. Both are called outside any mailbox lock, never with one held.
     """
 
     def schedule(self, actor: PooledActor) -> None: ...
@@ -184,6 +186,7 @@ class PoolDispatcher(_DispatcherBase):
         # ``None`` is a wake-up with no ticket (for the urgent lane, and to end
         # a worker once ``_shut`` is set).
         self._runq: queue.SimpleQueue[PooledActor | None] = queue.SimpleQueue()
+        self._enqueue = self._runq.put  # see _Mailbox.bind
         self._urgent: deque[PooledActor] = deque()
         self._shut = False
         self._threads = [
@@ -209,18 +212,31 @@ class PoolDispatcher(_DispatcherBase):
         self._runq.put(None)  # wake a sleeping worker; a busy one checks the lane anyway
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop the workers; stop the actors first (e.g. ``ActorRegistry.stop_all()``).
+        """Stop this dispatcher's actors that are still running, then the workers.
 
-        Anything scheduled afterwards raises ``RuntimeError`` rather than
-        queueing mail that no thread will ever process, which would hang its
-        askers without a word.
+        The actors are stopped as ``ActorRegistry.stop_all`` would (newest
+        first, queued mail processed, ``on_stop`` run), because an actor left
+        registered on a dispatcher with no threads would take mail that no one
+        ever processes and hang its askers without a word. Starting an actor
+        on a shut-down dispatcher raises ``RuntimeError``.
         """
         if self._shut:
             return
+        deadline = time.monotonic() + timeout
+        stops = [
+            ref.stop(block=False)
+            for ref in reversed(ActorRegistry.get_all())
+            if isinstance(actor := ref._actor_weakref(), PooledActor) and actor.dispatcher is self
+        ]
+        for stop in stops:
+            try:
+                stop.get(timeout=max(0.0, deadline - time.monotonic()))
+            except pykka.Timeout:
+                logger.warning("%s: an actor did not stop within %.1fs", self.name, timeout)
+                break
         self._shut = True
         for _ in self._threads:
             self._runq.put(None)
-        deadline = time.monotonic() + timeout
         for thread in self._threads:
             if thread is threading.current_thread():
                 continue
@@ -241,7 +257,7 @@ class PoolDispatcher(_DispatcherBase):
                 except IndexError:  # another worker took it
                     break
                 try:
-                    hinted._mailbox.run(throughput, False)
+                    hinted._rt_run(throughput, False)
                 except BaseException:
                     logger.debug("worker survived a BaseException", exc_info=True)
             if actor is None:
@@ -249,7 +265,7 @@ class PoolDispatcher(_DispatcherBase):
                     return
                 continue
             try:
-                again = actor._mailbox.run(throughput, True)
+                again = actor._rt_run(throughput, True)
             except BaseException:
                 # The mailbox already applied pykka's semantics (the actor is
                 # stopped, every actor was asked to stop); this thread serves
@@ -314,12 +330,12 @@ class InlineDispatcher(_DispatcherBase):
         try:
             while True:
                 while urgent:
-                    urgent.popleft()._mailbox.run(throughput, False)
+                    urgent.popleft()._rt_run(throughput, False)
                 try:
                     actor = runq.popleft()
                 except IndexError:
                     return
-                again = actor._mailbox.run(throughput, True)
+                again = actor._rt_run(throughput, True)
                 if again:
                     runq.append(actor)
                     if again == _URGENT:
@@ -392,7 +408,11 @@ class _Mailbox:
         self._actor = actor
         self._ref: pykka.ActorRef[Any] = actor.actor_ref
         self._dispatcher = dispatcher
-        self._schedule: Callable[[PooledActor], None] = dispatcher.schedule
+        # A dispatcher may expose ``_enqueue``, a cheaper ``schedule`` for actors
+        # that are already started (the pool's is its run queue's C ``put``).
+        self._schedule: Callable[[PooledActor], None] = getattr(
+            dispatcher, "_enqueue", dispatcher.schedule
+        )
         self._schedule_urgent: Callable[[PooledActor], None] | None = getattr(
             dispatcher, "schedule_urgent", None
         )
@@ -406,10 +426,13 @@ class _Mailbox:
         self._limit = max(0, int(actor.max_mailbox))
         self._slow = self._prioritising or self._coalescing or self._limit > 0
         self._direct = cls._handle_receive is pykka.Actor._handle_receive
+        # Only an actor that can get urgent hints needs the ``running`` flag.
+        hinted = self._prioritising and self._schedule_urgent is not None
+        actor._rt_run = self.run_guarded if hinted else self.run
 
     def arm(self) -> None:
         """Give the dispatcher the first owning ticket (it runs ``on_start``)."""
-        self._schedule(self._actor)
+        self._dispatcher.schedule(self._actor)
 
     def refuse(self) -> None:
         """Refuse new mail from now on: the actor is stopping or has failed."""
@@ -527,39 +550,133 @@ class _Mailbox:
 
     # -- dispatcher side ------------------------------------------------------------
 
-    def run(self, throughput: int, owner: bool) -> int:
-        """Process up to ``throughput`` messages; say what the ticket should do next.
-
-        ``owner`` is True for an owning ticket (it holds ``scheduled`` and must
-        release it or be queued again) and False for an urgent hint.
-        """
+    def run_guarded(self, throughput: int, owner: bool) -> int:
+        """``run`` for actors that may get urgent hints: two tickets, one thread inside."""
         running = self._running
         if not running.acquire(False):
             if not owner:
                 return _IDLE  # the thread inside takes priority mail first anyway
-            # An urgent hint is inside; it is one slice at most.
+            # An urgent hint is inside: one slice at most. (Like any handler that
+            # blocks, a handler that blocks on an ask to an actor of the same
+            # pool can deadlock the pool; this wait adds no other way to.)
             running.acquire()
         try:
-            if self._closed:
-                return _IDLE
-            if not self._live and not self._start():
-                return _IDLE
-            remaining = self._process(throughput)
+            return self.run(throughput, owner)
         finally:
             running.release()
-        if not owner or self._closed:
+
+    def run(self, throughput: int, owner: bool) -> int:
+        """Process up to ``throughput`` messages; say what the ticket should do next.
+
+        ``owner`` is True for an owning ticket (it holds ``scheduled`` and must
+        release it or be queued again) and False for an urgent hint. This is
+        the hot path of every sweep: the common message (a told, non-pykka
+        message) costs two deque tests, a pop, a type test and the handler.
+        """
+        if self._closed:
             return _IDLE
+        if not self._live and not self._start():
+            return _IDLE
+        actor = self._actor
         prio = self._prio
         normal = self._normal
-        if remaining == 0 and (prio or normal):
+        direct = self._direct
+        remaining = throughput
+        while remaining:
+            if prio:
+                item = prio.popleft()
+            elif normal:
+                item = normal.popleft()
+            else:
+                break
+            remaining -= 1
+            if direct and type(item) not in _SPECIAL:
+                # pykka's _actor_loop_running, for a told user message.
+                try:
+                    actor.on_receive(item)
+                except Exception as exc:
+                    self._told_failure(exc)
+                    return _IDLE
+                except BaseException as exc:
+                    self._fatal(None, exc)  # re-raises
+            elif self._special(item):
+                return _IDLE
+            if self._closed:  # the handler stopped the actor
+                self._close()
+                return _IDLE
+        if not owner:
+            return _IDLE
+        if not remaining and (prio or normal):
             return _URGENT if prio else _AGAIN
-        self._over = False
+        if self._limit:
+            self._over = False
         self._scheduled.release()
         # Re-check after releasing: a sender that appended before the release
-        # saw the flag held and relied on us.
+        # saw the flag held and counted on us.
         if (prio or normal) and self._try_schedule(False):
             return _URGENT if prio else _AGAIN
         return _IDLE
+
+    def _special(self, item: Any) -> bool:
+        """Everything but a plain told message; True if the actor died of it."""
+        actor = self._actor
+        cls = type(item)
+        reply_to: pykka.Future[Any] | None = None
+        if cls is list:
+            with self._mutex:
+                del self._index[item[1]]
+                message = item[0]
+        elif cls is Envelope:
+            message = item.message
+            reply_to = item.reply_to
+        else:
+            message = item
+        try:
+            if self._direct and type(message) not in _PYKKA_MESSAGES:
+                response = actor.on_receive(message)
+            else:
+                response = actor._handle_receive(message)
+            if reply_to is not None:
+                reply_to.set(response)
+        except Exception as exc:
+            if reply_to is None:
+                self._told_failure(exc)
+                return True
+            _pykka_logger.info(
+                f"Exception returned from {actor} to caller:", exc_info=sys.exc_info()
+            )
+            reply_to.set_exception()
+        except BaseException as exc:
+            self._fatal(reply_to, exc)
+        return False
+
+    def _told_failure(self, exc: Exception) -> None:
+        """pykka's handling of an exception in a told message, plus the callback."""
+        actor = self._actor
+        actor._handle_failure(type(exc), exc, exc.__traceback__)
+        try:
+            actor.on_failure(type(exc), exc, exc.__traceback__)
+        except Exception:
+            actor._handle_failure(*sys.exc_info())
+        self._close()
+        self._report(exc)
+
+    def _fatal(self, reply_to: pykka.Future[Any] | None, exc: BaseException) -> NoReturn:
+        """pykka stops this actor and every other one on a BaseException.
+
+        pykka's actor thread then ends; ours serves other actors, so the
+        exception is re-raised for the dispatcher: the inline one propagates it
+        (a replay can be interrupted), a pool worker logs it and carries on.
+        """
+        actor = self._actor
+        _pykka_logger.debug(f"{exc!r} in {actor}. Stopping all actors.")
+        if reply_to is not None:
+            reply_to.set_exception((type(exc), exc, exc.__traceback__))
+        actor._stop()
+        self._close()
+        self._report(exc)
+        ActorRegistry.stop_all(block=False)
+        raise exc
 
     def _start(self) -> bool:
         """pykka's ``_actor_loop_setup``; False if the actor died in ``on_start``."""
@@ -576,76 +693,6 @@ class _Mailbox:
             return False
         self._live = True
         return True
-
-    def _process(self, throughput: int) -> int:
-        """The message loop of pykka's ``Actor._actor_loop_running``, per slice."""
-        actor = self._actor
-        prio = self._prio
-        normal = self._normal
-        on_receive = actor.on_receive
-        handle_receive = actor._handle_receive
-        direct = self._direct
-        remaining = throughput
-        while remaining:
-            if prio:
-                item = prio.popleft()
-            elif normal:
-                item = normal.popleft()
-            else:
-                break
-            cls = type(item)
-            if cls is list:
-                with self._mutex:
-                    del self._index[item[1]]
-                    message = item[0]
-                reply_to = None
-                cls = type(message)
-            elif cls is Envelope:
-                message = item.message
-                reply_to = item.reply_to
-                cls = type(message)
-            else:
-                message = item
-                reply_to = None
-            remaining -= 1
-            try:
-                if direct and cls not in _PYKKA_MESSAGES:
-                    response = on_receive(message)
-                else:
-                    response = handle_receive(message)
-                if reply_to is not None:
-                    reply_to.set(response)
-            except Exception as exc:
-                if reply_to is not None:
-                    _pykka_logger.info(
-                        f"Exception returned from {actor} to caller:", exc_info=sys.exc_info()
-                    )
-                    reply_to.set_exception()
-                else:
-                    actor._handle_failure(*sys.exc_info())
-                    try:
-                        actor.on_failure(*sys.exc_info())
-                    except Exception:
-                        actor._handle_failure(*sys.exc_info())
-                    self._close()
-                    self._report(exc)
-                    return remaining
-            except BaseException as exc:
-                # pykka stops this actor and every other one, and the actor's
-                # thread ends. Ours serves other actors: re-raise for the
-                # dispatcher (the inline one propagates it, a worker logs it).
-                _pykka_logger.debug(f"{exc!r} in {actor}. Stopping all actors.")
-                if reply_to is not None:
-                    reply_to.set_exception()
-                actor._stop()
-                self._close()
-                self._report(exc)
-                ActorRegistry.stop_all(block=False)
-                raise
-            if self._closed:
-                self._close()
-                return remaining
-        return remaining
 
     def _close(self) -> None:
         """Refuse new mail and answer what is left, as pykka's teardown does."""
@@ -753,8 +800,9 @@ class PooledActor(pykka.Actor):
         super().__init__()
         mailbox = self.actor_inbox
         assert isinstance(mailbox, _Mailbox)
-        self._mailbox = mailbox
-        self._dispatcher = dispatcher
+        self._rt_mailbox = mailbox
+        self._rt_dispatcher = dispatcher
+        self._rt_run: Callable[[int, bool], int]
         mailbox.bind(self, dispatcher)
         # The ref is pykka's own ActorRef; only its tell is short-circuited to the
         # mailbox. pykka's tell would cost an is_alive() call and an Envelope per
@@ -774,10 +822,10 @@ class PooledActor(pykka.Actor):
         return ThreadingFuture()
 
     def _start_actor_loop(self) -> None:
-        self._mailbox.arm()
+        self._rt_mailbox.arm()
 
     def _stop(self) -> None:
-        self._mailbox.refuse()
+        self._rt_mailbox.refuse()
         super()._stop()
 
     def _handle_failure(
@@ -786,17 +834,17 @@ class PooledActor(pykka.Actor):
         exception_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._mailbox.refuse()
+        self._rt_mailbox.refuse()
         super()._handle_failure(exception_type, exception_value, traceback)
 
     @property
     def dispatcher(self) -> Dispatcher:
-        return self._dispatcher
+        return self._rt_dispatcher
 
     @property
     def mailbox_depth(self) -> int:
         """Messages waiting (priority + normal); a coalesced slot counts once."""
-        return len(self._mailbox)
+        return len(self._rt_mailbox)
 
     def is_priority(self, message: Any) -> bool:
         """Whether ``message`` jumps ahead of queued normal messages.

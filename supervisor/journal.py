@@ -94,12 +94,16 @@ def _reasons(v: Any) -> str | None:
 
 def _flat(payload: dict[str, Any]) -> tuple[Any, ...]:
     allowed = payload.get("allowed")
+    # A BreakerTransition journals as {"from", "to"} in the wire format and as
+    # {"from_state", "to_state"} when written from the dataclass: take either.
+    to_state = payload.get("to_state", payload.get("to"))
+    from_state = payload.get("from_state", payload.get("from"))
     return (
         _text(payload.get("action")),
         _num(payload.get("stop")),
         _num(payload.get("ref_price")),
-        _text(payload.get("to_state")),
-        _text(payload.get("from_state")),
+        _text(to_state),
+        _text(from_state),
         allowed if isinstance(allowed, bool) else None,
         _reasons(payload.get("reasons")),
     )

@@ -459,9 +459,12 @@ class Store:
                 f"{SCHEMA_VERSION}: refusing to write into it",
             )
         if self.read_only:
-            raise StoreUnavailable(
-                "open", f"{self.path} is not a risk-supervisor store (schema {version})"
+            why = (
+                "is not a risk-supervisor store"
+                if version is None
+                else f"has schema version {version} and must first be opened writable to migrate"
             )
+            raise StoreUnavailable("open", f"{self.path} {why}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("BEGIN IMMEDIATE")
         try:

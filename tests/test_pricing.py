@@ -62,7 +62,7 @@ put_1d_atm,p,100.0,100.0,0.0027397260273972603,0.05,0.0,0.3,0.6195734487904692,-
 
 
 def _parse_oracle() -> list[tuple[str, bool, tuple[float, ...], dict[str, float]]]:
-    rows = []
+    rows: list[tuple[str, bool, tuple[float, ...], dict[str, float]]] = []
     for line in ORACLE_CSV.splitlines()[1:]:
         name, flag, *nums = line.split(",")
         S, K, T, r, q, sigma, price, delta, gamma, vega1, theta_y = map(float, nums)
@@ -146,7 +146,7 @@ def vollib_cases() -> list[tuple[bool, tuple[float, ...], dict[str, float]]]:
     implementation, and no quote that small exists.
     """
     is_call, cols = _random_book(20240607, N_RANDOM)
-    cases = []
+    cases: list[tuple[bool, tuple[float, ...], dict[str, float]]] = []
     for i in range(N_RANDOM):
         S, K, T, r, q, sigma = (float(c[i]) for c in cols)
         flag = "c" if is_call[i] else "p"
@@ -293,11 +293,16 @@ spot_shocks = st.lists(st.floats(-60.0, 60.0), min_size=1, max_size=7)
 vol_shocks = st.lists(st.floats(-40.0, 40.0), min_size=1, max_size=4)
 
 
-def _columns(opts: list[tuple[float, ...]]) -> list[NDArray[np.float64]]:
-    cols = [np.array([o[i] for o in opts], dtype=np.float64) for i in range(8)]
-    cols[0] = cols[0].astype(bool)
-    cols[2] = cols[1] * cols[2]  # strike from K / S
-    return cols
+F64 = NDArray[np.float64]
+Book = tuple[NDArray[np.bool_], F64, F64, F64, F64, F64, F64, F64]
+
+
+def _columns(opts: list[tuple[float, ...]]) -> Book:
+    """stress_pnl's eight option arguments from hypothesis' option tuples."""
+    flag, S, k_over_s, T, r, q, sigma, qty = (
+        np.array([o[i] for o in opts], dtype=np.float64) for i in range(8)
+    )
+    return flag.astype(bool), S, S * k_over_s, T, r, q, sigma, qty
 
 
 def _slow_stress(
@@ -383,7 +388,8 @@ def test_stress_vol_floor_and_full_crash() -> None:
 
 def test_stress_empty_book_and_broadcast_scalars() -> None:
     empty = np.array([], dtype=np.float64)
-    out = stress_pnl(np.array([], dtype=bool), *([empty] * 7), [-5.0, 0.0, 5.0], [-1.0, 1.0])
+    e = empty
+    out = stress_pnl(np.array([], dtype=bool), e, e, e, e, e, e, e, [-5.0, 0.0, 5.0], [-1.0, 1.0])
     np.testing.assert_array_equal(out, np.zeros(6))
     # r, q shared by the whole book may be given as scalars.
     one = stress_pnl(
@@ -551,18 +557,18 @@ def test_tiny_time_and_deep_moneyness_stay_finite(is_call: bool) -> None:
             assert math.isfinite(getattr(res, field)), (T, K, sigma, field, res)
         assert res.price >= 0.0 and res.gamma >= 0.0 and res.vega >= 0.0
         assert (0.0 <= res.delta <= 1.0) if is_call else (-1.0 <= res.delta <= 0.0)
-    T, K, sigma = (np.array(c) for c in zip(*grid, strict=True))
-    arr = bsm_greeks_array(np.full(len(grid), is_call), S, K, T, r, q, sigma)
+    Ts, Ks, sigmas = (np.array(c) for c in zip(*grid, strict=True))
+    arr = bsm_greeks_array(np.full(len(grid), is_call), S, Ks, Ts, r, q, sigmas)
     for field in FIELDS:
         assert np.all(np.isfinite(getattr(arr, field))), field
     flat = stress_pnl(
         np.full(len(grid), is_call),
         S,
-        K,
-        T,
+        Ks,
+        Ts,
         r,
         q,
-        sigma,
+        sigmas,
         np.ones(len(grid)),
         [-100.0, -20.0, 0.0, 20.0],
         [-50.0, 0.0, 50.0],

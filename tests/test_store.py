@@ -695,6 +695,7 @@ def test_journal_frame_columns_types_and_flattening(store: Store) -> None:
     )
     store.append(t=107.0, kind="check", payload={"allowed": False, "reasons": ["stale_data"]})
     store.append(t=math.nan, kind="admin", payload={"action": "reset", "stop": "oops"})
+    store.append(t=108.0, kind="breaker", payload={"from": "open", "to": "half_open"})
     df = journal_frame(store, limit=100)
     assert df.columns == list(COLUMNS)
     assert df.schema == empty.schema
@@ -706,8 +707,10 @@ def test_journal_frame_columns_types_and_flattening(store: Store) -> None:
         "allowed": pl.Boolean, "reasons": pl.String,
     }  # fmt: skip
     assert df["time"][0].timestamp() == 100.0
-    assert df["time"][-1] is None  # NaN t
-    assert df["stop"][-1] is None  # a non-number is not forced into the column
+    assert df["time"][-2] is None  # NaN t
+    assert df["stop"][-2] is None  # a non-number is not forced into the column
+    assert df.row(-1, named=True)["from_state"] == "open"  # the wire format's spelling
+    assert df.row(-1, named=True)["to_state"] == "half_open"
     assert df["action"].to_list()[:6] == [
         "ACTIVATE", None, "UPDATE", "UPDATE", None, "TRIGGER",
     ]  # fmt: skip

@@ -88,8 +88,7 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         name="BreakerFlapping",
         expr=(
-            "increase(risk_supervisor_circuit_breaker_transitions_total"
-            '{to_state="open"}[15m]) >= 3'
+            'increase(risk_supervisor_circuit_breaker_transitions_total{to_state="open"}[15m]) >= 3'
         ),
         for_="0s",
         severity="warning",
@@ -137,7 +136,7 @@ ALERTS: tuple[Alert, ...] = (
         severity="warning",
         summary="{{ $labels.actor_kind }} actor restarted on {{ $labels.instance }}",
         description=(
-            'A {{ $labels.actor_kind }} actor of the risk supervisor on {{ $labels.instance }} '
+            "A {{ $labels.actor_kind }} actor of the risk supervisor on {{ $labels.instance }} "
             'crashed and was restarted {{ printf "%.0f" $VALUE }} time(s) in the last 10 '
             "minutes. Its state was restored from the store; a crash loop means a bug or "
             "bad input that the logs will show."

@@ -54,7 +54,9 @@ def _state_mappings(states: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]
     ]
 
 
-def _target(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False) -> dict[str, Any]:
+def _target(
+    expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False
+) -> dict[str, Any]:
     return {
         "datasource": DS,
         "editorMode": "code",
@@ -291,7 +293,9 @@ def _layout() -> Layout:
                 "Open positions whose trailing stop has armed.",
                 [
                     _target(
-                        f"sum(risk_supervisor_trailing_stops_active{{{INST}}})", "stops", instant=True
+                        f"sum(risk_supervisor_trailing_stops_active{{{INST}}})",
+                        "stops",
+                        instant=True,
                     )
                 ],
                 defaults={"thresholds": _thresholds(("blue", None))},
@@ -577,8 +581,7 @@ def _layout() -> Layout:
                 "closes. Pick positions with the position variable.",
                 [
                     _target(
-                        "risk_supervisor_trailing_stop_price"
-                        f'{{{INST}, position=~"$position"}}',
+                        f'risk_supervisor_trailing_stop_price{{{INST}, position=~"$position"}}',
                         "stop {{position}}",
                         ref="A",
                     ),

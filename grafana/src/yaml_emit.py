@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 __all__ = ["dump"]
 
-Value = Mapping[str, "Value"] | Sequence["Value"] | str | int | float | bool | None
+Value = (
+    Mapping[str, "Value"] | list["Value"] | tuple["Value", ...] | str | int | float | bool | None
+)
 
 _PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_ ./():\-]*\Z")
 # What YAML 1.1 or 1.2 would read as something other than a string.

@@ -396,7 +396,9 @@ class GatewaySimulator:
             raise ValueError(f"the gateway simulator binds to loopback only, not {host!r}")
         if tick_interval <= 0:
             raise ValueError("tick_interval must be positive")
-        self.host = host
+        # "localhost" may resolve to both ::1 and 127.0.0.1, and with port 0
+        # each would get its own port: bind one address.
+        self.host = "127.0.0.1" if host == "localhost" else host
         self._requested_port = port
         self.account = account
         self.tick_interval = tick_interval
@@ -424,7 +426,6 @@ class GatewaySimulator:
         self._exec_seq = itertools.count(1)
         self._rejections: deque[tuple[int, str]] = deque()
         self._busy_client_ids: set[int] = set()
-        self._hung_until = 0.0
         self._unhung: asyncio.Event | None = None
         self._hang_handle: asyncio.TimerHandle | None = None
         #: True while the simulated data farm is down (after 1100/2103/10197).
@@ -463,7 +464,6 @@ class GatewaySimulator:
         if self._hang_handle is not None:
             self._hang_handle.cancel()
             self._hang_handle = None
-        self._hung_until = 0.0
         if self._unhung is not None:
             self._unhung.set()
         tasks: list[asyncio.Task[Any]] = []
@@ -765,21 +765,19 @@ class GatewaySimulator:
         ``hang(0)`` ends a hang early.
         """
         loop = asyncio.get_running_loop()
+        if self._unhung is None:
+            raise RuntimeError("start() the simulator first")
         if self._hang_handle is not None:
             self._hang_handle.cancel()
             self._hang_handle = None
-        assert self._unhung is not None, "start() the simulator first"
         if seconds <= 0:
-            self._hung_until = 0.0
             self._unhung.set()
             return
-        self._hung_until = loop.time() + seconds
         self._unhung.clear()
         self._hang_handle = loop.call_later(seconds, self._end_hang)
 
     def _end_hang(self) -> None:
         self._hang_handle = None
-        self._hung_until = 0.0
         if self._unhung is not None:
             self._unhung.set()
 

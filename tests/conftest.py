@@ -1,0 +1,34 @@
+"""Shared fixtures for the pure-logic tests (trailing stop, breaker, limits)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from actors.book import Book
+from actors.circuit_breaker import BreakerParams, CircuitBreaker
+from actors.limits import GateParams, needs_for
+from actors.trailing_stop import StopParams
+
+
+@pytest.fixture
+def default_stop_params() -> StopParams:
+    """DESIGN §3 defaults: activation 2.0 %, trailing 1.5 %, min move 0.5 %, confirm 1."""
+    return StopParams()
+
+
+@pytest.fixture
+def breaker() -> CircuitBreaker:
+    """A breaker with DESIGN §5 defaults (threshold 5, window 60 s, open 300 s, 3 tries)."""
+    return CircuitBreaker(BreakerParams())
+
+
+@pytest.fixture
+def make_book() -> Callable[[GateParams], Book]:
+    """A Book wired the way the portfolio wires it for the given gate params."""
+
+    def _make(params: GateParams) -> Book:
+        return Book(needs_for(params), params.groups)
+
+    return _make
