@@ -60,7 +60,8 @@ class BreakerActor(PooledActor):
         self._arm()
 
     def is_priority(self, message: Any) -> bool:
-        return isinstance(message, (GateRequest, GetBreakerState))
+        """Checks jump the queue; a state query waits its turn so it sees what came before."""
+        return isinstance(message, GateRequest)
 
     def coalesce_key(self, message: Any) -> Hashable | None:
         return None
@@ -81,6 +82,7 @@ class BreakerActor(PooledActor):
                 self._publish(cb.force_open(message.t, message.operator))
             else:
                 self._publish(cb.reset(message.t, message.operator))
+            return cb.state
         elif isinstance(message, SystemHalt):
             self._publish(cb.force_open(message.t, message.detail or "daemon", message.reason))
         elif isinstance(message, GetBreakerState):

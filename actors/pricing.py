@@ -205,6 +205,24 @@ def _ncdf(x: float) -> float:
     return 0.5 * math.erfc(-x / _SQRT2)
 
 
+def _scalar_legs(S: float, K: float, T: float, r: float, q: float) -> tuple[float, float, float]:
+    """exp(-qT), S exp(-qT), K exp(-rT): the discounted legs of the payoff."""
+    try:
+        qdf = math.exp(-q * T)
+        sdf, kdf = S * qdf, K * math.exp(-r * T)
+    except OverflowError as exc:
+        raise _overflow() from exc
+    if not (sdf < _INF and kdf < _INF):
+        raise _overflow()
+    return qdf, sdf, kdf
+
+
+def _overflow() -> PricingError:
+    # Only reachable with absurd finite inputs (say q = -1000 over a year); an
+    # inf here would turn into NaN Greeks, so refuse like any other bad input.
+    return PricingError("r, q or T out of range: a discount factor overflows")
+
+
 def bsm(is_call: bool, S: float, K: float, T: float, r: float, q: float, sigma: float) -> BsmResult:
     """Price and Greeks of one European option.
 
@@ -229,9 +247,7 @@ def bsm(is_call: bool, S: float, K: float, T: float, r: float, q: float, sigma: 
 
     sqrt_t = math.sqrt(T)
     vst = sigma * sqrt_t
-    qdf = math.exp(-q * T)
-    sdf = S * qdf
-    kdf = K * math.exp(-r * T)
+    qdf, sdf, kdf = _scalar_legs(S, K, T, r, q)
     if vst > 0.0:
         d1 = (math.log(S / K) + (r - q) * T) / vst + 0.5 * vst
         pdf = _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
@@ -306,6 +322,22 @@ def _price_kernel(
     return np.maximum(x1, 0.0, out=x1)
 
 
+def _array_legs(
+    S: NDArray[np.float64],
+    K: NDArray[np.float64],
+    T: NDArray[np.float64],
+    r: NDArray[np.float64],
+    q: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Array twin of :func:`_scalar_legs`: exp(-qT), S exp(-qT), K exp(-rT)."""
+    try:
+        with np.errstate(over="raise"):
+            qdf = np.exp(-q * T)
+            return qdf, S * qdf, K * np.exp(-r * T)
+    except FloatingPointError as exc:
+        raise _overflow() from exc
+
+
 def _log_forward_moneyness(
     S: NDArray[np.float64],
     K: NDArray[np.float64],
@@ -334,8 +366,7 @@ def bsm_price_array(
     """
     w = _sign_array(is_call)
     s, k, t, r_, q_, sigma_ = _checked_arrays(S, K, T, r, q, sigma)
-    sdf = s * np.exp(-q_ * t)
-    kdf = k * np.exp(-r_ * t)
+    _, sdf, kdf = _array_legs(s, k, t, r_, q_)
     price = _price_kernel(w, _log_forward_moneyness(s, k, t, r_, q_), sigma_ * np.sqrt(t), sdf, kdf)
     return np.asarray(price, dtype=np.float64)
 
@@ -358,9 +389,7 @@ def bsm_greeks_array(
     s, k, t, r_, q_, sigma_ = _checked_arrays(S, K, T, r, q, sigma)
     sqrt_t = np.sqrt(t)
     vst = sigma_ * sqrt_t
-    qdf = np.exp(-q_ * t)
-    sdf = s * qdf
-    kdf = k * np.exp(-r_ * t)
+    qdf, sdf, kdf = _array_legs(s, k, t, r_, q_)
     d1, deg = _d1_array(_log_forward_moneyness(s, k, t, r_, q_), vst, sdf, kdf)
     n1 = ndtr(w * d1)
     n2 = ndtr(w * (d1 - vst))
@@ -383,11 +412,9 @@ def bsm_greeks_array(
     # Broadcast every field to the common shape, so that a field constant in
     # some input (theta of an all-expired book) still lines up element-wise.
     shape = np.broadcast_shapes(w.shape, s.shape, k.shape, t.shape, r_.shape, q_.shape, vst.shape)
+    fields = (np.asarray(x, dtype=np.float64) for x in (price, delta, gamma, vega, theta))
     return BsmArrays(
-        *(
-            np.array(np.broadcast_to(np.asarray(x, dtype=np.float64), shape))
-            for x in (price, delta, gamma, vega, theta)
-        )
+        *(x if x.shape == shape else np.array(np.broadcast_to(x, shape)) for x in fields)
     )
 
 
@@ -429,7 +456,10 @@ def implied_vol(
     intrinsic, and solving on the small time value keeps its full precision.
     It runs Newton on the log of that value, safeguarded by a bracket that
     shrinks every step and a geometric bisection whenever Newton would leave
-    it, so it cannot diverge. The result reprices to ~1e-14 relative.
+    it, so it cannot diverge. The result reprices through :func:`bsm` to
+    ~1e-14 relative (1e-10 guaranteed) for any price above ~1e-20 of spot;
+    far-tail values smaller than that are beyond the precision of the BSM
+    formula itself, in any implementation.
     """
     if not 0.0 < T < _INF:
         raise _bad("T", T, "finite and > 0 for an implied volatility")
@@ -441,8 +471,7 @@ def implied_vol(
         raise PricingError(f"price must be a real number: {exc}") from exc
 
     w = 1.0 if is_call else -1.0
-    sdf = S * math.exp(-q * T)
-    kdf = K * math.exp(-r * T)
+    _, sdf, kdf = _scalar_legs(S, K, T, r, q)
     intrinsic = max(w * (sdf - kdf), 0.0)
     if price <= intrinsic:
         raise PricingError(
@@ -600,8 +629,7 @@ def stress_pnl(
     if n == 0 or n_scen == 0:
         return np.zeros(n_scen, dtype=np.float64)
 
-    qdf = np.exp(-q_ * t)
-    kdf = k * np.exp(-r_ * t)
+    qdf, _, kdf = _array_legs(s, k, t, r_, q_)
     sqrt_t = np.sqrt(t)
     # Options run along the last axis, so every broadcast operation below has
     # a long contiguous inner loop; with the scenario axes last it would loop
@@ -612,7 +640,11 @@ def stress_pnl(
     spot_grid = mult[:, None] * s  # (1 + n_spot, n)
     with np.errstate(divide="ignore"):  # a -100 % shock: log(0) = -inf, value is the limit
         ln_fk = np.log(spot_grid / k) + (r_ - q_) * t
-    sdf = spot_grid * qdf
+    with np.errstate(over="raise"):
+        try:
+            sdf = spot_grid * qdf
+        except FloatingPointError as exc:
+            raise _overflow() from exc
 
     base = _price_kernel(w, ln_fk[0], sigma_ * sqrt_t, sdf[0], kdf)
     vst = np.maximum(sigma_ + vol[:, None] / 100.0, VOL_FLOOR) * sqrt_t  # (n_vol, n)

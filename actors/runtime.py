@@ -432,7 +432,15 @@ class _Mailbox:
 
     def arm(self) -> None:
         """Give the dispatcher the first owning ticket (it runs ``on_start``)."""
-        self._dispatcher.schedule(self._actor)
+        try:
+            self._dispatcher.schedule(self._actor)
+        except BaseException:
+            # pykka registered the actor already; a registered actor that never
+            # runs would hang ActorRegistry.stop_all() forever.
+            self._closed = True
+            ActorRegistry.unregister(self._ref)
+            self._actor.actor_stopped.set()
+            raise
 
     def refuse(self) -> None:
         """Refuse new mail from now on: the actor is stopping or has failed."""
@@ -613,8 +621,6 @@ class _Mailbox:
         self._scheduled.release()
         # Re-check after releasing: a sender that appended before the release
         # saw the flag held and counted on us.
-        if (prio or normal) and self._try_schedule(False):
-            return _URGENT if prio else _AGAIN
         return _IDLE
 
     def _special(self, item: Any) -> bool:

@@ -127,10 +127,13 @@ def stress_loop(book: dict[str, Any]) -> list[float]:
 
 def bench_stress() -> dict[str, Any]:
     book = make_book(N_STRESS, SEED)
-    args = [book[k] for k in ("is_call", "S", "K", "T", "r", "q", "sigma", "qty_mult")]
+    b = book
 
     def vectorised() -> object:
-        return stress_pnl(*args, SPOT_SHOCKS, VOL_SHOCKS)
+        return stress_pnl(
+            b["is_call"], b["S"], b["K"], b["T"], b["r"], b["q"], b["sigma"], b["qty_mult"],
+            SPOT_SHOCKS, VOL_SHOCKS,
+        )  # fmt: skip
 
     fast = np.asarray(vectorised())
     slow = np.asarray(stress_loop(book))
@@ -222,6 +225,8 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
+        # Timings on a shared machine are only as good as its idle time.
+        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -231,11 +236,13 @@ def row(name: str, s: dict[str, float | int], unit: str) -> str:
 
 def main() -> None:
     started = time.perf_counter()
+    load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     stress = bench_stress()
     greeks = bench_greeks()
-    report = {
+    report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "load_average_at_start": load_at_start,
         "stress": stress,
         "greeks": greeks,
         "elapsed_s": round(time.perf_counter() - started, 1),
@@ -246,23 +253,23 @@ def main() -> None:
     m = report["machine"]
     print(f"actors.pricing bench  {report['date']}  {m['platform']}")
     print(f"  python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, cpus {m['cpu_count']}")
+    load_end = m["load_average_1_5_15"]
+    print(f"  load average (1/5/15 min): {load_at_start} at start, {load_end} at end")
     print()
     print(f"  {'':<34} {'median':>12} {'p99':>12}")
     print(f"stress: {stress['options']} options x {stress['scenarios']} scenarios")
     print(row("stress_pnl (vectorised)", stress["stress_pnl"], "ms"))
     print(row("python loop over bsm", stress["python_loop_bsm"], "ms"))
     print(f"  {'speedup (median)':<34} {stress['speedup_median']:>12.1f}x")
-    print(
-        f"  {'max |diff| / gross notional':<34} {stress['max_abs_diff_over_gross_notional']:>12.1e}"
-    )
+    diff = stress["max_abs_diff_over_gross_notional"]
+    print(f"  {'max |diff| / gross notional':<34} {diff:>12.1e}")
     print(f"greeks: {greeks['options']} options, {greeks['outputs']}")
     print(row("bsm_greeks_array", greeks["bsm_greeks_array"], "ns/opt"))
     print(row("bsm per option (scalar)", greeks["bsm_scalar_loop"], "ns/opt"))
     print(row("vollib per option", greeks["vollib_per_option"], "ns/opt"))
-    print(f"  {'speedup vs vollib (median)':<34} {greeks['speedup_median_vs_vollib']:>12.1f}x")
-    print(
-        f"  {'speedup vs scalar bsm (median)':<34} {greeks['speedup_median_vs_scalar_bsm']:>12.1f}x"
-    )
+    for name, key in (("vollib", "vollib"), ("scalar bsm", "scalar_bsm")):
+        speedup = greeks[f"speedup_median_vs_{key}"]
+        print(f"  {'speedup vs ' + name + ' (median)':<34} {speedup:>12.1f}x")
     print(f"\nwrote {RESULTS.relative_to(ROOT)} in {report['elapsed_s']} s")
 
 

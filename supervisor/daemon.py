@@ -295,9 +295,8 @@ class Daemon:
     def admin(self, action: AdminAction, operator: str = "operator") -> BreakerState:
         t = self.clock()
         self._journal(t, "admin", {"action": action.value, "operator": operator})
-        self.breaker.tell(Admin(t, action, operator))
-        view: BreakerView = self.breaker.ask(GetBreakerState(), timeout=self.gate_timeout_s)
-        return view.state
+        state: BreakerState = self.breaker.ask(Admin(t, action, operator), timeout=self.gate_timeout_s)
+        return state
 
     def check(self, obj: Mapping[str, Any]) -> CheckAnswer:
         """The pre-trade gate. Raises wire.BadInput when the request has no usable id."""

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import logging
 import threading
-from collections.abc import Iterable
 from types import TracebackType
 from typing import Final
 from wsgiref.simple_server import WSGIServer
@@ -68,6 +68,8 @@ __all__ = [
     "ServedMetrics",
     "package_version",
 ]
+
+log = logging.getLogger(__name__)
 
 PREFIX: Final = "risk_supervisor_"
 
@@ -156,17 +158,32 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def _check_label(what: str, value: str, allowed: Iterable[str]) -> str:
-    """Refuse a label value outside a closed set.
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
 
-    An unknown value would create a series no panel or alert looks at, and
-    an unbounded one would grow the series count without limit; both are
-    programming errors, so they fail loudly where they are made.
+
+def _known(what: str, value: str, allowed: tuple[str, ...]) -> str | None:
+    """``value`` if it is in the closed set ``allowed``; otherwise log it once and give None.
+
+    An unknown value would create a series no panel or alert looks at (and an
+    unbounded one would grow the series count without limit), so it is not
+    recorded. It is not raised either: these methods run inside the daemon's
+    event handling and crash recovery, and a metrics mistake must never stop
+    a restart or a stop event. The warning names the caller's bug instead.
     """
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
-    return value
+    if value in allowed:
+        return value
+    with _warned_lock:
+        first = (what, value) not in _warned
+        _warned.add((what, value))
+    if first:
+        log.warning(
+            "metrics: unknown %s %r not recorded; expected one of %s",
+            what,
+            value,
+            ", ".join(allowed),
+        )
+    return None
 
 
 class ServedMetrics:
@@ -338,8 +355,8 @@ class Metrics:
         # ------------------------------------------------------ actors, broker
         self.mailbox_depth_gauge = Gauge(
             p + "actor_mailbox_depth",
-            "Messages waiting in the mailboxes of an actor kind; for position actors the "
-            "deepest mailbox (count of messages).",
+            "Messages waiting in the mailboxes of an actor kind, summed over the actors of "
+            "that kind (count of messages).",
             ["actor_kind"],
             registry=r,
         )
@@ -541,14 +558,16 @@ class Metrics:
         ``limit`` is a limit key (``max_portfolio_vega`` …) or the matching
         :class:`ReasonCode`.
         """
-        key = _check_label("limit", str(limit), LIMIT_KEYS)
-        self.limit_utilization.labels(limit=key).set(ratio)
+        key = _known("limit", str(limit), LIMIT_KEYS)
+        if key is not None:
+            self.limit_utilization.labels(limit=key).set(ratio)
 
     def utilization_cleared(self, limit: str) -> None:
         """Drop a limit's utilization series, for a limit that was disabled."""
-        key = _check_label("limit", str(limit), LIMIT_KEYS)
-        with contextlib.suppress(KeyError):
-            self.limit_utilization.remove(key)
+        key = _known("limit", str(limit), LIMIT_KEYS)
+        if key is not None:
+            with contextlib.suppress(KeyError):
+                self.limit_utilization.remove(key)
 
     # ---------------------------------------------------------- pre-trade gate
 
@@ -570,20 +589,24 @@ class Metrics:
     # ---------------------------------------------------------- actors, broker
 
     def mailbox_depth(self, kind: str, depth: int) -> None:
-        """Set the mailbox depth of an actor kind (for positions: the deepest one)."""
-        self.mailbox_depth_gauge.labels(
-            actor_kind=_check_label("actor kind", kind, ACTOR_KINDS)
-        ).set(depth)
+        """Set the messages waiting in the mailboxes of an actor kind, summed over its actors."""
+        known = _known("actor kind", kind, ACTOR_KINDS)
+        if known is not None:
+            self.mailbox_depth_gauge.labels(actor_kind=known).set(depth)
 
     def actor_restart(self, kind: str) -> None:
         """Count an actor restarted by the supervisor."""
-        self.actor_restarts.labels(actor_kind=_check_label("actor kind", kind, ACTOR_KINDS)).inc()
+        known = _known("actor kind", kind, ACTOR_KINDS)
+        if known is not None:
+            self.actor_restarts.labels(actor_kind=known).inc()
 
     def ib_state(self, state: str) -> None:
         """Set the one-hot IB connection state (connected, connecting, disconnected)."""
-        state = _check_label("IB connection state", state, IB_STATES)
+        known = _known("IB connection state", state, IB_STATES)
+        if known is None:
+            return
         for s in IB_STATES:
-            self.ib_connection_state.labels(state=s).set(1 if s == state else 0)
+            self.ib_connection_state.labels(state=s).set(1 if s == known else 0)
 
     def ib_disconnect(self) -> None:
         """Count a lost IB connection (the state itself is set by :meth:`ib_state`)."""

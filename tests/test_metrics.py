@@ -8,6 +8,7 @@ breaks the contract the dashboard and alerts rely on fails here.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -118,6 +119,10 @@ def label_values(m: Metrics, sample_name: str, label: str) -> set[str]:
             if sample.name == sample_name and label in sample.labels:
                 values.add(sample.labels[label])
     return values
+
+
+def strip_created(exposition: bytes) -> list[str]:
+    return [line for line in exposition.decode().splitlines() if "_created" not in line]
 
 
 def value(m: Metrics, name: str, **labels: str) -> float | None:
@@ -393,8 +398,8 @@ def test_portfolio_and_utilization() -> None:
     assert value(m, "limit_utilization_ratio", limit="max_stress_loss") == 1.2
     m.utilization_cleared("max_stress_loss")
     assert value(m, "limit_utilization_ratio", limit="max_stress_loss") is None
-    with pytest.raises(ValueError, match="unknown limit"):
-        m.utilization("stale_data", 0.5)
+    m.utilization("stale_data", 0.5)  # not a limit: dropped (and logged, see below)
+    assert label_values(m, P + "limit_utilization_ratio", "limit") == {"max_portfolio_vega"}
 
 
 # ------------------------------------------------------------------ actors, broker
@@ -407,10 +412,27 @@ def test_actor_metrics_and_unknown_kinds() -> None:
     m.actor_restart("breaker")
     assert value(m, "actor_mailbox_depth", actor_kind="position") == 17
     assert value(m, "actor_restarts_total", actor_kind="breaker") == 2
-    with pytest.raises(ValueError):
-        m.mailbox_depth("gateway", 1)
-    with pytest.raises(ValueError):
-        m.actor_restart("gateway")
+
+
+def test_unknown_label_values_are_logged_once_and_dropped_never_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A metrics mistake must not break the caller (e.g. the restart of a crashed actor)."""
+    m = Metrics()
+    before = m.exposition()
+    with caplog.at_level(logging.WARNING, logger="supervisor.metrics"):
+        m.actor_restart("gatekeeper")
+        m.actor_restart("gatekeeper")
+        m.mailbox_depth("gatekeeper", 1)
+        m.ib_state("up")
+        m.utilization("max_everything", 0.5)
+        m.utilization_cleared("max_everything")
+    assert strip_created(m.exposition()) == strip_created(before)
+    unknown = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
+    assert any("'gatekeeper'" in msg for msg in unknown)
+    assert any("'up'" in msg for msg in unknown)
+    assert any("'max_everything'" in msg for msg in unknown)
+    assert sum("'gatekeeper'" in msg for msg in unknown) == 1  # once per value
 
 
 def test_ib_state_is_one_hot_and_disconnects_count() -> None:
@@ -426,8 +448,6 @@ def test_ib_state_is_one_hot_and_disconnects_count() -> None:
     m.ib_state("disconnected")
     assert value(m, "ib_disconnects_total") == 1
     assert value(m, "ib_connection_state", state="connected") == 0
-    with pytest.raises(ValueError):
-        m.ib_state("up")
 
 
 # ------------------------------------------------------------------ exposition

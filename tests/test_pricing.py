@@ -475,6 +475,22 @@ def test_bad_inputs_raise_naming_the_argument(arg: str, bad: float) -> None:
             implied_vol(5.0, True, **iv_kwargs)
 
 
+def test_overflowing_discount_factors_raise() -> None:
+    """Finite but absurd carry (q = -1000/y) must not leak OverflowError or NaN."""
+    with pytest.raises(PricingError, match="overflow"):
+        bsm(True, 100.0, 100.0, 1.0, 0.05, -1000.0, 0.2)
+    with pytest.raises(PricingError, match="overflow"):
+        implied_vol(5.0, True, 100.0, 100.0, 1.0, -1000.0, 0.0)
+    with pytest.raises(PricingError, match="overflow"):
+        bsm_greeks_array(np.array([True]), 100.0, 100.0, 1.0, 0.05, -1000.0, 0.2)
+    with pytest.raises(PricingError, match="overflow"):
+        bsm_price_array(np.array([True]), 1e308, 100.0, 1.0, 0.05, -1.0, 0.2)
+    with pytest.raises(PricingError, match="overflow"):
+        stress_pnl(
+            np.array([True]), [1e307], [1.0], [1.0], [0.0], [-2.0], [0.2], [1.0], [200.0], [0.0]
+        )
+
+
 def test_pricing_error_is_a_value_error() -> None:
     assert issubclass(PricingError, ValueError)
 

@@ -568,10 +568,8 @@ def test_stress_every_message_once_in_order_one_thread_inside(h: Harness) -> Non
     sys.setswitchinterval(1e-5)  # force frequent GIL hand-offs to provoke races
     try:
         d = h.pool(threads=4, throughput=8)
-        n_actors, n_senders, per_sender = 200, 8, 400
-        refs = [
-            (CheckedPrio if i % 2 else Checked).start(dispatcher=d) for i in range(n_actors)
-        ]
+        n_actors, n_senders, per_sender = 200, 8, 2500
+        refs = [(CheckedPrio if i % 2 else Checked).start(dispatcher=d) for i in range(n_actors)]
         sent: list[dict[int, list[tuple[int, bool]]]] = [{} for _ in range(n_senders)]
         go = threading.Event()
 
@@ -733,3 +731,116 @@ def test_actor_can_stop_itself_and_list_messages_arrive_intact(h: Harness) -> No
     actor.stop()  # pykka's Actor.stop(): a told stop
     assert _wait_until(lambda: not ref.is_alive())
     assert actor.stopped_with == [[1, 2]]
+
+
+class Counted(PooledActor):
+    """Coalesces per sender, carrying how many sends each delivery stands for."""
+
+    def __init__(self, *, dispatcher: Any) -> None:
+        super().__init__(dispatcher=dispatcher)
+        self.seqs: dict[int, list[int]] = {}
+        self.counts: dict[int, int] = {}
+
+    def coalesce_key(self, message: Any) -> Hashable | None:
+        return message[0] if type(message) is tuple else None
+
+    def coalesce(self, old: Any, new: Any) -> Any:
+        return (new[0], new[1], old[2] + new[2])
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "report":
+            return self.seqs, self.counts
+        sender, seq, n = message
+        self.seqs.setdefault(sender, []).append(seq)
+        self.counts[sender] = self.counts.get(sender, 0) + n
+        return None
+
+
+def test_coalescing_under_contention_accounts_for_every_send(h: Harness) -> None:
+    """Folds race the worker taking the slot: no send may be lost or counted twice."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        d = h.pool(threads=2, throughput=4)
+        refs = [Counted.start(dispatcher=d) for _ in range(10)]
+        per_sender = 3000
+
+        def sender(s: int) -> None:
+            for seq in range(per_sender):
+                refs[seq % len(refs)].tell((s, seq, 1))
+
+        threads = [threading.Thread(target=sender, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT * 4)
+        for i, ref in enumerate(refs):
+            seqs, counts = ref.ask("report", timeout=WAIT)
+            expected = per_sender // len(refs)
+            for s in range(4):
+                assert counts[s] == expected
+                assert seqs[s] == sorted(set(seqs[s]))
+                assert seqs[s][-1] == per_sender - len(refs) + i
+        assert d.coalesced == sum(
+            4 * (per_sender // len(refs))
+            - sum(len(ref.ask("report", timeout=WAIT)[0][s]) for s in range(4))
+            for ref in refs
+        )
+    finally:
+        sys.setswitchinterval(old)
+
+
+class Manual:
+    """A Dispatcher that only collects tickets: the test runs them by hand."""
+
+    def __init__(self) -> None:
+        self.tickets: list[PooledActor] = []
+
+    def schedule(self, actor: PooledActor) -> None:
+        self.tickets.append(actor)
+
+    def pump(self) -> None:
+        while self.tickets:
+            actor = self.tickets.pop(0)
+            if actor._rt_run(64, True):
+                self.tickets.append(actor)
+
+
+class _SneakyFlag:
+    """Wraps the mailbox's ``scheduled`` flag; tells once just before releasing it."""
+
+    def __init__(self, real: Any, sneak: Callable[[], None]) -> None:
+        self.real = real
+        self.sneak: Callable[[], None] | None = sneak
+
+    def acquire(self, blocking: bool = True) -> bool:
+        return bool(self.real.acquire(blocking))
+
+    def release(self) -> None:
+        if self.sneak is not None:
+            sneak, self.sneak = self.sneak, None
+            sneak()  # a sender appends now: it sees the flag still held
+        self.real.release()
+
+    def locked(self) -> bool:
+        return bool(self.real.locked())
+
+
+def test_no_lost_wakeup_when_mail_arrives_while_going_idle() -> None:
+    d = Manual()
+    ref = Recorder.start(dispatcher=d)
+    actor = ref._actor_weakref()
+    assert actor is not None
+    d.pump()  # on_start; the actor goes idle
+    ref.tell("first")
+    assert len(d.tickets) == 1
+    mailbox = actor._rt_mailbox
+    mailbox._scheduled = _SneakyFlag(mailbox._scheduled, lambda: ref.tell("sneaky"))
+    [ticket] = d.tickets
+    d.tickets.clear()
+    assert ticket._rt_run(64, True) != 0  # the re-check caught "sneaky"
+    d.pump()
+    assert actor.seen == ["first", "sneaky"]
+    stop = ref.stop(block=False)
+    d.pump()
+    assert stop.get(timeout=WAIT) is True

@@ -331,7 +331,7 @@ def _primed(long: bool, params: StopParams) -> TrailingStop:
 
 def _params(source: PriceSource, cap: float | None = None) -> StopParams:
     return StopParams(
-        activation_pct=100.0 if True else 0.0,
+        activation_pct=100.0,
         trailing_pct=50.0,
         min_move_pct=50.0,
         confirm_quotes=3,
@@ -488,12 +488,9 @@ def test_mid_source_breach_uses_mid() -> None:
 
 def test_last_source_ignores_bid_and_ask() -> None:
     p = StopParams(activation_pct=100.0, trailing_pct=50.0, price_source=L)
-    ts = TrailingStop(p, long=False, entry_price=100.0)
-    # short, last 0? no: activation at trough <= 100*(1-1) = 0 is unreachable; use long.
-    lg = TrailingStop(p, long=True, entry_price=100.0)
-    assert lg.on_quote(1.0, 2.0, 200.0).action is A
-    assert lg.on_quote(500.0, 600.0, 100.0).action is T  # last 100 <= stop 100
-    assert ts.on_quote(1.0, 2.0, 3.0) is None  # trough 3 > 0: a 100 % short never activates
+    ts = TrailingStop(p, long=True, entry_price=100.0)
+    assert ts.on_quote(1.0, 2.0, 200.0) == Decision(A, 100.0, 200.0, 200.0)
+    assert ts.on_quote(500.0, 600.0, 100.0) == Decision(T, 100.0, 100.0, 200.0)  # last 100 <= 100
 
 
 # --------------------------------------------------------------- properties

@@ -643,8 +643,9 @@ def _layout() -> Layout:
             8,
             _timeseries(
                 "Actor mailbox depth",
-                "Messages waiting per actor kind (for positions, the deepest mailbox). A "
-                "growing queue means the actor cannot keep up and decisions lag the market.",
+                "Messages waiting in the mailboxes of each actor kind, summed over its actors "
+                "(count). A growing queue means the actors cannot keep up and decisions lag "
+                "the market.",
                 [
                     _target(
                         f"max by (actor_kind) (risk_supervisor_actor_mailbox_depth{{{INST}}})",
@@ -700,7 +701,7 @@ def _variables() -> list[dict[str, Any]]:
             "label": label,
             "type": "query",
             "datasource": DS,
-            "query": {"query": query, "refId": f"{name}-variable"},
+            "query": query,
             "definition": query,
             "refresh": 2,
             "regex": "",
