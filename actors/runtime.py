@@ -621,6 +621,8 @@ class _Mailbox:
         self._scheduled.release()
         # Re-check after releasing: a sender that appended before the release
         # saw the flag held and counted on us.
+        if (prio or normal) and self._try_schedule(False):
+            return _URGENT if prio else _AGAIN
         return _IDLE
 
     def _special(self, item: Any) -> bool:

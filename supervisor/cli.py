@@ -1,20 +1,31 @@
-"""``risk-supervisor`` command line (DESIGN §6)."""
+"""``risk-supervisor`` (also ``python -m supervisor``): the command line of DESIGN §6.
+
+Exit codes: 0 success; 1 replay finished with bad lines (or a command found
+nothing it could read); 2 bad usage, config or unreachable daemon; 3 the
+daemon stopped because an actor kind restarted too often.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from supervisor.config import ConfigError, load
+from supervisor.config import Config, ConfigError, load
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"{path}: {p}", file=sys.stderr)
+        return None
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    try:
-        load(args.file)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(f"{args.file}: {p}", file=sys.stderr)
+    if _load(args.file) is None:
         return 2
     print(f"{args.file}: ok")
     return 0
@@ -23,11 +34,8 @@ def _check_config(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from supervisor import replay
 
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(f"{args.config}: {p}", file=sys.stderr)
+    config = _load(args.config)
+    if config is None:
         return 2
     try:
         return replay.run(config, args.events)
@@ -36,16 +44,89 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
 
 
+def _run(args: argparse.Namespace) -> int:
+    from supervisor.run import run_daemon
+
+    config = _load(args.config)
+    return 2 if config is None else run_daemon(config)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from supervisor import demo
+
+    return demo.main(duration=args.duration, seed=args.seed, store=args.store)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from supervisor.status import run_status
+
+    token = os.environ.get(args.token_env) if args.token_env else None
+    return run_status(args.url, token)
+
+
+def _journal(args: argparse.Namespace) -> int:
+    from supervisor.journal import run_journal_command
+
+    path = args.db
+    if path is None:
+        config = _load(args.config) if args.config else Config()
+        if config is None:
+            return 2
+        path = config.store.path
+    return run_journal_command(
+        path,
+        since=args.since,
+        until=args.until,
+        kind=args.type,
+        position=args.position,
+        limit=args.limit,
+        out=args.out,
+        summary=args.summary,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="risk-supervisor", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="risk-supervisor",
+        description="Risk supervisor for an automated options trader on Interactive Brokers.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the daemon against IB")
+    r.add_argument("--config", required=True, help="TOML config file")
+    r.set_defaults(func=_run)
+
+    d = sub.add_parser("demo", help="run the daemon against the built-in IB gateway simulator")
+    d.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    d.add_argument("--seed", type=int, default=1, help="seed of the simulated market")
+    d.add_argument("--store", default=None, help="SQLite file (default: a temporary one)")
+    d.set_defaults(func=_demo)
+
+    rp = sub.add_parser("replay", help="feed recorded events through the actors on event time")
+    rp.add_argument("--config", required=True)
+    rp.add_argument("events", help="JSON lines, one event a line")
+    rp.set_defaults(func=_replay)
+
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("file")
     c.set_defaults(func=_check_config)
-    r = sub.add_parser("replay", help="feed recorded events through the actors on event time")
-    r.add_argument("--config", required=True)
-    r.add_argument("events")
-    r.set_defaults(func=_replay)
+
+    s = sub.add_parser("status", help="show the state of a running daemon")
+    s.add_argument("--url", default="http://127.0.0.1:8780")
+    s.add_argument("--token-env", default="", help="environment variable holding the API token")
+    s.set_defaults(func=_status)
+
+    j = sub.add_parser("journal", help="query the decision journal")
+    j.add_argument("--config", default=None, help="read [store] path from this config")
+    j.add_argument("--db", default=None, help="the SQLite file (overrides --config)")
+    j.add_argument("--since", default=None, help="epoch seconds or ISO-8601")
+    j.add_argument("--until", default=None, help="epoch seconds or ISO-8601")
+    j.add_argument("--type", default=None, help="stop, breaker, failure, check, admin, exit_order, …")
+    j.add_argument("--position", default=None)
+    j.add_argument("--limit", type=int, default=100)
+    j.add_argument("--out", default=None, help="write .csv or .parquet instead of printing")
+    j.add_argument("--summary", action="store_true", help="counts by kind, verdict and reason")
+    j.set_defaults(func=_journal)
     return p
 
 

@@ -838,7 +838,9 @@ def test_no_lost_wakeup_when_mail_arrives_while_going_idle() -> None:
     mailbox._scheduled = _SneakyFlag(mailbox._scheduled, lambda: ref.tell("sneaky"))
     [ticket] = d.tickets
     d.tickets.clear()
-    assert ticket._rt_run(64, True) != 0  # the re-check caught "sneaky"
+    assert ticket._rt_run(64, True) != 0  # the re-check caught "sneaky"...
+    assert d.tickets == []  # ...and kept the ticket rather than making a second one
+    d.tickets.append(ticket)
     d.pump()
     assert actor.seen == ["first", "sneaky"]
     stop = ref.stop(block=False)
