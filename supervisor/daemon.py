@@ -231,6 +231,13 @@ class Daemon:
 
     def _restart(self, handle: Handle) -> None:
         kind = handle.kind
+        if kind != "hub":
+            # The dead actor told the hub its last state before dying; an ask to
+            # the hub is answered after those messages, so memory is current.
+            try:
+                self.hub.ask(Tick(self.clock()), timeout=self.gate_timeout_s)
+            except (pykka.Timeout, pykka.ActorDeadError):
+                log.warning("hub did not answer before a %s restart", kind)
         if kind == "position":
             with self.memory.lock:
                 snap = self.memory.stops.get(handle.name)
