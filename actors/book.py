@@ -115,13 +115,18 @@ class Book:
             h = Holding(id, contract, qty)
             self.holdings[id] = h
             self.by_key[contract_key(contract)] = id
-        else:
+            self._admit(h)
+            return
+        before = _contributions(h)
+        if h.contract != contract:
             self._retire(h)
-            if h.contract != contract:
-                self.by_key.pop(contract_key(h.contract), None)
-                self.by_key[contract_key(contract)] = id
+            self.by_key.pop(contract_key(h.contract), None)
+            self.by_key[contract_key(contract)] = id
             h.contract, h.qty = contract, qty
-        self._admit(h)
+            self._admit(h)
+            return
+        h.qty = qty
+        self._admit(h, before)
 
     def remove(self, id: str) -> None:
         h = self.holdings.pop(id, None)
@@ -145,7 +150,7 @@ class Book:
         h = self.holdings.get(id)
         if h is None:
             return
-        self._retire(h)
+        before = _contributions(h)
         if positive(bid):
             h.bid = bid
         if positive(ask):
@@ -165,7 +170,7 @@ class Book:
             price = h.price()
             if price is not None:
                 self.und_price[symbol] = price
-        self._admit(h)
+        self._admit(h, before)
 
     def set_nlv(self, nlv: float) -> None:
         self.nlv = nlv
@@ -174,19 +179,25 @@ class Book:
     # -------------------------------------------------- contributions
 
     def _retire(self, h: Holding) -> None:
-        self._apply(h, -1.0)
+        """Take a holding's contributions out (before it leaves the book)."""
+        self._move(h, _contributions(h), (None,) * 6)
         if not h.complete:
             self.incomplete -= 1
 
-    def _admit(self, h: Holding) -> None:
+    def _admit(self, h: Holding, before: tuple[float | None, ...] | None = None) -> None:
+        """Recompute a holding's contributions and apply only what changed."""
+        old = (None,) * 6 if before is None else before
+        was_complete = h.complete
         c, q = h.contract, h.qty
         if c.is_option:
             m = c.multiplier
-            g = {n: h.greek(n) for n in ("delta", "gamma", "vega", "theta")}
-            h.delta = None if g["delta"] is None else g["delta"] * q * m
-            h.gamma = None if g["gamma"] is None else g["gamma"] * q * m
-            h.vega = None if g["vega"] is None else g["vega"] * q * m
-            h.theta = None if g["theta"] is None else g["theta"] * q * m
+            g = h.greeks
+            d, ga, v, th = (None, None, None, None) if g is None else (
+                g.delta, g.gamma, g.vega, g.theta)
+            h.delta = d * q * m if finite(d) else None  # type: ignore[operator]
+            h.gamma = ga * q * m if finite(ga) else None  # type: ignore[operator]
+            h.vega = v * q * m if finite(v) else None  # type: ignore[operator]
+            h.theta = th * q * m if finite(th) else None  # type: ignore[operator]
             und = h.greek("und_price")
             h.dollar_delta = None if h.delta is None or und is None else h.delta * und
             assert c.strike is not None
@@ -196,32 +207,45 @@ class Book:
             h.delta, h.gamma, h.vega, h.theta = q, 0.0, 0.0, 0.0
             h.dollar_delta = None if price is None else q * price
             h.notional = None if price is None else abs(q) * price
-        self._apply(h, 1.0)
+        self._move(h, old, _contributions(h))
         h.complete = self._needs_met(h)
-        if not h.complete:
-            self.incomplete += 1
+        if before is None:
+            self.incomplete += 0 if h.complete else 1
+        elif was_complete != h.complete:
+            self.incomplete += -1 if h.complete else 1
         self.version += 1
 
-    def _apply(self, h: Holding, sign: float) -> None:
+    def _move(
+        self, h: Holding, old: tuple[float | None, ...], new: tuple[float | None, ...]
+    ) -> None:
+        """Swap old contributions for new in every aggregate they feed, exactly."""
         t = self.totals
-        for total, value in (
-            (t.delta, h.delta),
-            (t.gamma, h.gamma),
-            (t.vega, h.vega),
-            (t.theta, h.theta),
-            (t.dollar_delta, h.dollar_delta),
-        ):
-            if value is not None:
-                total.add(sign * value)
+        totals = (t.delta, t.gamma, t.vega, t.theta, t.dollar_delta)
+        for i, total in enumerate(totals):
+            o, n = old[i], new[i]
+            if o != n:
+                if o is not None:
+                    total.sub(o)
+                if n is not None:
+                    total.add(n)
         symbol = h.contract.symbol
-        if h.delta is not None:
+        o, n = old[0], new[0]
+        if o != n:
             sd = self.symbol_delta.get(symbol)
             if sd is None:
                 sd = self.symbol_delta[symbol] = ExactSum()
-            sd.add(sign * h.delta)
-        if h.notional is not None:
+            if o is not None:
+                sd.sub(o)
+            if n is not None:
+                sd.add(n)
+        o, n = old[5], new[5]
+        if o != n:
             for g in self._groups_of.get(symbol, ()):
-                self.group_notional[g].add(sign * h.notional)
+                total = self.group_notional[g]
+                if o is not None:
+                    total.sub(o)
+                if n is not None:
+                    total.add(n)
 
     def _needs_met(self, h: Holding) -> bool:
         n = self.needs
@@ -262,3 +286,7 @@ class Book:
     def holding_for(self, contract: Contract) -> Holding | None:
         id = self.by_key.get(contract_key(contract))
         return None if id is None else self.holdings.get(id)
+
+
+def _contributions(h: Holding) -> tuple[float | None, ...]:
+    return (h.delta, h.gamma, h.vega, h.theta, h.dollar_delta, h.notional)

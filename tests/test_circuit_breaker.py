@@ -40,12 +40,18 @@ from hypothesis import strategies as st
 from actors.circuit_breaker import BreakerParams, CircuitBreaker, KindPolicy
 from actors.messages import BreakerState, Failure, FailureKind, ReasonCode
 
-C, O, H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+C, O, H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN  # noqa: E741
 K = FailureKind
 BUSY, OPEN_CODE = ReasonCode.BREAKER_HALF_OPEN_BUSY, ReasonCode.BREAKER_OPEN
 
 
-def fail(cb: CircuitBreaker, t: float, kind: FailureKind = K.OTHER, code: int | None = None, detail: str = ""):
+def fail(
+    cb: CircuitBreaker,
+    t: float,
+    kind: FailureKind = K.OTHER,
+    code: int | None = None,
+    detail: str = "",
+):
     return cb.failure(Failure(t, kind, code, detail))
 
 
@@ -101,6 +107,18 @@ def test_weights_are_summed() -> None:
     out = fail(cb, 4.0, K.SLIPPAGE)  # 5.0 >= 5
     assert moves(out) == [(4.0, C, O)]
     assert by_kind(out[0]) == {K.CONNECTIVITY: 2.5, K.SLIPPAGE: 1.5, K.OTHER: 1.0}
+
+
+def test_weights_reach_threshold_as_numbers_not_as_rounding_residue() -> None:
+    # weight 0.1 (as configured) ten times within the window reaches a
+    # threshold of 1.0: 10 x 0.1 = 1.0 >= 1.0 -> OPEN on the tenth failure.
+    # (Even in binary: 10 x float(0.1) = 1.0000000000000000555 >= 1.0; only a
+    # naive left-to-right float sum, 0.9999999999999999, falls short.)
+    p = BreakerParams(failure_threshold=1.0, kinds={K.SLIPPAGE: KindPolicy(weight=0.1)})
+    cb = CircuitBreaker(p)
+    for i in range(9):
+        assert fail(cb, float(i), K.SLIPPAGE) == []
+    assert moves(fail(cb, 9.0, K.SLIPPAGE)) == [(9.0, C, O)]
 
 
 def test_two_heavy_failures_trip() -> None:
@@ -511,7 +529,7 @@ def _script(cb: CircuitBreaker, t0: float) -> list[object]:
         seen.append(moves(fail(cb, t0 + i)))
     seen.append(cb.admit(t0 + 5, entry=True, wants_permit=True))
     seen.append(moves(cb.advance(t0 + 400)))
-    for i in range(4):
+    for _ in range(4):
         seen.append(cb.admit(t0 + 401, entry=True, wants_permit=True)[0])
     seen.append(moves(cb.success(t0 + 402)))
     seen.append(moves(fail(cb, t0 + 403)))
@@ -579,7 +597,9 @@ class ModelBreaker:
             self.day, self.day_trips = day, 0
         self.day_trips += 1
         self.latched = p.max_trips_per_day is not None and self.day_trips >= p.max_trips_per_day
-        duration = min(p.open_timeout_s * p.backoff_multiplier ** (self.n - 1), p.max_open_timeout_s)
+        duration = min(
+            p.open_timeout_s * p.backoff_multiplier ** (self.n - 1), p.max_open_timeout_s
+        )
         self.due = None if self.latched else t + duration
         out.append((t, self.state, O))
         self.state = O
@@ -601,7 +621,7 @@ class ModelBreaker:
         if self.state is C:
             self.window = [(t0, w) for t0, w in self.window if t - t0 < self.p.failure_window_s]
             self.window.append((t, pol.weight))
-            if pol.trip or sum(w for _, w in self.window) >= self.p.failure_threshold:
+            if pol.trip or math.fsum(w for _, w in self.window) >= self.p.failure_threshold:
                 self._trip(t, out)
         elif self.state is H:
             self._trip(t, out)

@@ -298,7 +298,7 @@ def test_trigger_exactly_once_and_nothing_after(long: bool) -> None:
     assert d.action is T
     frozen = state(ts)
     # further breaches, new extremes and huge moves: nothing, state frozen
-    for price in ([50.0, 1000.0, 100.0, 1e6] if long else [200.0, 1.0, 75.0, 1e-3]):
+    for price in [50.0, 1000.0, 100.0, 1e6] if long else [200.0, 1.0, 75.0, 1e-3]:
         assert q(ts, price) is None
         assert state(ts) == frozen
     # an invalid quote after the trigger is still counted as ignored
@@ -470,7 +470,9 @@ def test_quote_with_other_bad_fields_is_accepted(
 )
 def test_reference_price_per_source(source: PriceSource, long: bool, expected: float) -> None:
     # activation 0: the first accepted quote activates and reports its reference.
-    ts = TrailingStop(StopParams(activation_pct=0.0, price_source=source), long=long, entry_price=100.0)
+    ts = TrailingStop(
+        StopParams(activation_pct=0.0, price_source=source), long=long, entry_price=100.0
+    )
     d = ts.on_quote(90.0, 95.0, 97.0)
     assert d.action is A and d.ref_price == expected
     # peak = max(100, p) for a long, trough = min(100, p) for a short
@@ -504,7 +506,13 @@ def _ok(x: float | None) -> bool:
 
 
 def model_reference(p: StopParams, long: bool, bid, ask, last) -> float | None:
-    if bid is not None and ask is not None and math.isfinite(bid) and math.isfinite(ask) and bid > ask:
+    if (
+        bid is not None
+        and ask is not None
+        and math.isfinite(bid)
+        and math.isfinite(ask)
+        and bid > ask
+    ):
         return None
     if p.price_source is E:
         ref = bid if long else ask
