@@ -14,8 +14,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from actors import pricing
 from actors.exact_sum import ExactSum
-from actors.messages import Contract, Greeks
+from actors.messages import Contract, Greeks, Right
 
 GREEK_FIELDS = ("delta", "gamma", "vega", "theta", "iv", "und_price")
 
@@ -26,6 +27,17 @@ def finite(x: float | None) -> bool:
 
 def positive(x: float | None) -> bool:
     return x is not None and math.isfinite(x) and x > 0
+
+
+@dataclass(frozen=True, slots=True)
+class PricingParams:
+    """Continuous rate and per-symbol dividend yield for BSM (``[pricing]``)."""
+
+    rate: float = 0.0
+    dividend_yield: Mapping[str, float] = field(default_factory=dict)
+
+    def q(self, symbol: str) -> float:
+        return self.dividend_yield.get(symbol, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,7 @@ class Holding:
     last: float | None = None
     greeks: Greeks | None = None
     greeks_t: float | None = None
+    greeks_computed: bool = False  # BSM from our own prices: IB sent no modelGreeks
     # contributions currently added to the aggregates (None: unknown, not added)
     delta: float | None = None
     gamma: float | None = None
@@ -89,8 +102,14 @@ class _Totals:
 
 
 class Book:
-    def __init__(self, needs: Needs, groups: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self,
+        needs: Needs,
+        groups: Mapping[str, Sequence[str]],
+        pricing: PricingParams | None = None,
+    ) -> None:
         self.needs = needs
+        self.pricing = pricing
         self.groups = {name: tuple(symbols) for name, symbols in groups.items()}
         self._groups_of: dict[str, tuple[str, ...]] = {}
         for name, symbols in self.groups.items():
@@ -157,8 +176,12 @@ class Book:
             h.ask = ask
         if positive(last):
             h.last = last
+        computed = False
+        if greeks is None and h.contract.is_option and (h.greeks is None or h.greeks_computed):
+            greeks = self._model_greeks(h, t)
+            computed = greeks is not None
         if greeks is not None:
-            h.greeks, h.greeks_t = greeks, t
+            h.greeks, h.greeks_t, h.greeks_computed = greeks, t, computed
             if h.contract.is_option:
                 heapq.heappush(self._greeks_heap, (t, id))
         symbol = h.contract.symbol
@@ -171,6 +194,34 @@ class Book:
             if price is not None:
                 self.und_price[symbol] = price
         self._admit(h, before)
+
+    def _model_greeks(self, h: Holding, t: float) -> Greeks | None:
+        """BSM Greeks for an option IB sent no modelGreeks for: IV from its price.
+
+        The option's price is its mid, else its last trade; the underlying's is
+        the newest price seen on that symbol. None when either is unknown or no
+        volatility reproduces the price.
+        """
+        if self.pricing is None:
+            return None
+        c = h.contract
+        und = self.und_price.get(c.symbol)
+        if positive(h.bid) and positive(h.ask):
+            assert h.bid is not None and h.ask is not None
+            price: float | None = (h.bid + h.ask) / 2
+        else:
+            price = h.last if positive(h.last) else None
+        if price is None or und is None or c.strike is None or c.expiry is None:
+            return None
+        is_call = c.right is Right.CALL
+        r, q = self.pricing.rate, self.pricing.q(c.symbol)
+        try:
+            T = pricing.year_fraction(c.expiry, t)
+            iv = pricing.implied_vol(price, is_call, und, c.strike, T, r, q)
+            res = pricing.bsm(is_call, und, c.strike, T, r, q, iv)
+        except pricing.PricingError:
+            return None
+        return Greeks(res.delta, res.gamma, res.vega, res.theta, iv, und)
 
     def set_nlv(self, nlv: float) -> None:
         self.nlv = nlv

@@ -93,12 +93,10 @@ class _Closed(_State):
 
     def on_failure(self, cb: CircuitBreaker, f: Failure) -> Transitions:
         policy = cb.params.kind(f.kind)
-        window = cb.window
-        horizon = cb.params.failure_window_s
-        while window and f.t - window[0].t >= horizon:
-            window.popleft()
-        window.append(_WindowEntry(f.t, policy.weight, f))
-        total = sum(e.weight for e in window)  # insertion order, as DESIGN reads
+        cb.count(f)
+        # The weights as numbers, not their rounding residue: ten failures of
+        # weight 0.1 reach a threshold of 1.0.
+        total = math.fsum(e.weight for e in cb.window)
         if policy.trip:
             reason = TransitionReason.TRIP_KIND
         elif total >= cb.params.failure_threshold:
@@ -111,6 +109,10 @@ class _Closed(_State):
 class _Open(_State):
     name = BreakerState.OPEN
 
+    def on_failure(self, cb: CircuitBreaker, f: Failure) -> Transitions:
+        cb.count(f)  # counted (and journaled by the actor), changes nothing
+        return []
+
     def admit(self, cb: CircuitBreaker, *, entry: bool, wants_permit: bool) -> ReasonCode | None:
         return ReasonCode.BREAKER_OPEN if entry else None
 
@@ -119,13 +121,14 @@ class _HalfOpen(_State):
     name = BreakerState.HALF_OPEN
 
     def on_failure(self, cb: CircuitBreaker, f: Failure) -> Transitions:
+        cb.count(f)
         return cb.trip(f.t, TransitionReason.HALF_OPEN_FAILURE, f)
 
     def on_success(self, cb: CircuitBreaker, t: float) -> Transitions:
         cb.successes += 1
         if cb.successes < cb.params.half_open_max_tries:
             return []
-        cause = TransitionCause(TransitionReason.HALF_OPEN_SUCCESSES)
+        cause = TransitionCause(TransitionReason.HALF_OPEN_SUCCESSES, cb.failures_by_kind(t))
         return [cb.close(t, cause)]
 
     def admit(self, cb: CircuitBreaker, *, entry: bool, wants_permit: bool) -> ReasonCode | None:
@@ -166,7 +169,20 @@ class CircuitBreaker:
     def state(self) -> BreakerState:
         return self._state.name
 
-    def failures_by_kind(self) -> tuple[tuple[FailureKind, float], ...]:
+    def count(self, f: Failure) -> None:
+        """Add a failure to the window, forgetting those ``failure_window_s`` old or more."""
+        self._prune(f.t)
+        self.window.append(_WindowEntry(f.t, self.params.kind(f.kind).weight, f))
+
+    def _prune(self, t: float) -> None:
+        window, horizon = self.window, self.params.failure_window_s
+        while window and t - window[0].t >= horizon:
+            window.popleft()
+
+    def failures_by_kind(self, t: float | None = None) -> tuple[tuple[FailureKind, float], ...]:
+        """Weights by kind of the failures in the window (as of ``t`` when given)."""
+        if t is not None:
+            self._prune(t)
         sums: dict[FailureKind, float] = {}
         for e in self.window:
             sums[e.failure.kind] = sums.get(e.failure.kind, 0.0) + e.weight
@@ -215,13 +231,15 @@ class CircuitBreaker:
         if self._state.name is BreakerState.OPEN:
             return out
         self.opened_at = t
-        cause = TransitionCause(reason, self.failures_by_kind(), operator=operator)
+        cause = TransitionCause(reason, self.failures_by_kind(t), operator=operator)
         return [*out, self._move(t, BreakerState.OPEN, cause)]
 
     def reset(self, t: float, operator: str = "operator") -> Transitions:
         out = self.advance(t)
         self.day_trips = 0
-        cause = TransitionCause(TransitionReason.OPERATOR_RESET, self.failures_by_kind(), operator=operator)
+        cause = TransitionCause(
+            TransitionReason.OPERATOR_RESET, self.failures_by_kind(t), operator=operator
+        )
         if self._state.name is BreakerState.CLOSED:
             self._clear()
             return out
@@ -231,8 +249,7 @@ class CircuitBreaker:
 
     def trip(self, t: float, reason: TransitionReason, f: Failure) -> Transitions:
         """An automatic trip: counts toward backoff and the day's trips."""
-        by_kind = self.failures_by_kind()
-        self.window.clear()
+        by_kind = self.failures_by_kind(t)
         self.trips += 1
         day = math.floor(t / DAY_S)
         if day != self.day:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actors import pricing
-from actors.book import Book, Holding, Needs, contract_key, finite, positive
+from actors.book import Book, Holding, Needs, PricingParams, contract_key, finite, positive
 from actors.messages import (
     LIMIT_CODES,
     BreakerState,
@@ -66,15 +66,6 @@ class LimitParams:
 class StressParams:
     spot_shocks_pct: tuple[float, ...] = (-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)
     vol_shocks_pts: tuple[float, ...] = (-10.0, 0.0, 10.0)
-
-
-@dataclass(frozen=True, slots=True)
-class PricingParams:
-    rate: float = 0.0
-    dividend_yield: Mapping[str, float] = field(default_factory=dict)
-
-    def q(self, symbol: str) -> float:
-        return self.dividend_yield.get(symbol, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

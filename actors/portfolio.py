@@ -41,7 +41,7 @@ class PortfolioActor(PooledActor):
         super().__init__(dispatcher=dispatcher)
         self.params = params
         self.breaker = breaker
-        self.book = Book(needs_for(params), params.groups)
+        self.book = Book(needs_for(params), params.groups, params.pricing)
         if net_liquidation is not None:
             self.book.set_nlv(net_liquidation)
 

@@ -37,7 +37,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ from actors.runtime import DEFAULT_THREADS, PoolDispatcher, PooledActor  # noqa:
 
 RESULTS = ROOT / "bench" / "results" / "sweep.json"
 SIZES = (100, 1000, 5000)
+POOLS = (1, 2, 4)
 WAIT = 30.0  # seconds: bound on any single wait; a sweep that takes longer is a hang
 
 Done = Callable[[], None]
@@ -190,14 +191,15 @@ def stats_ms(samples: list[float]) -> dict[str, float]:
 
 
 def run_sweeps(
-    tells: list[Callable[[Any], None]],
+    tells: Sequence[Callable[[Any], None]],
     countdown: Countdown,
     message: Callable[[int, int], Any],
     sweeps: int,
     warmup: int,
     budget_s: float,
+    min_sweeps: int = 10,
 ) -> list[float]:
-    """Time ``sweeps`` sweeps (fewer if ``budget_s`` runs out; at least 10)."""
+    """Time ``sweeps`` sweeps (fewer if ``budget_s`` runs out, but ``min_sweeps``)."""
     n = len(tells)
     samples: list[float] = []
     deadline = time.perf_counter() + budget_s
@@ -212,36 +214,49 @@ def run_sweeps(
         elapsed = time.perf_counter() - t0
         if k >= warmup:
             samples.append(elapsed)
-            if len(samples) >= 10 and time.perf_counter() > deadline:
+            if len(samples) >= min_sweeps and time.perf_counter() > deadline:
                 break
     return samples
 
 
 def stop_refs(refs: list[pykka.ActorRef[Any]]) -> None:
+    """Stop pykka actors and wait for their threads to be gone.
+
+    A stopped ThreadingActor's thread still has to exit; thousands of them
+    exiting would otherwise be measured as part of the next contestant.
+    """
+    before = threading.active_count() - len(refs)
     futures = [ref.stop(block=False) for ref in reversed(refs)]
     for future in futures:
         future.get(timeout=WAIT)
+    deadline = time.monotonic() + WAIT
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
-def bench_ours(w: Workload, n: int, threads: int, sweeps: int, budget_s: float) -> list[float]:
+def bench_ours(
+    w: Workload, n: int, threads: int, sweeps: int, budget_s: float, min_sweeps: int = 10
+) -> list[float]:
     gc.collect()
     countdown = Countdown()
     d = PoolDispatcher(threads=threads, name="bench")
     try:
         refs = [w.pooled(d, i, countdown.done) for i in range(n)]
-        return run_sweeps([r.tell for r in refs], countdown, w.message, sweeps, 5, budget_s)
+        tells = [r.tell for r in refs]
+        return run_sweeps(tells, countdown, w.message, sweeps, 5, budget_s, min_sweeps)
     finally:
         d.shutdown(timeout=WAIT)
 
 
-def bench_naive(w: Workload, n: int, sweeps: int, budget_s: float) -> list[float]:
+def bench_naive(w: Workload, n: int, sweeps: int, budget_s: float, min_sweeps: int) -> list[float]:
     assert w.naive is not None
     gc.collect()
     countdown = Countdown()
     refs: list[pykka.ActorRef[Any]] = []
     try:
         refs = [w.naive(i, countdown.done) for i in range(n)]
-        return run_sweeps([r.tell for r in refs], countdown, w.message, sweeps, 3, budget_s)
+        tells = [r.tell for r in refs]
+        return run_sweeps(tells, countdown, w.message, sweeps, 2, budget_s, min_sweeps)
     finally:
         stop_refs(refs)
 
@@ -259,9 +274,10 @@ def bench_plain(w: Workload, n: int, sweeps: int, budget_s: float) -> list[float
 class _Lat(PooledActor):
     """Records tell-to-processed latency; the message is (sent_at, price)."""
 
-    def __init__(self, *, dispatcher: PoolDispatcher, sink: list[float]) -> None:
+    def __init__(self, *, dispatcher: PoolDispatcher, sink: list[float], last: list[float]) -> None:
         super().__init__(dispatcher=dispatcher)
         self.sink = sink
+        self.last = last
         self.high = 0.0
         self.n = 0
 
@@ -270,7 +286,9 @@ class _Lat(PooledActor):
         if price > self.high:
             self.high = price
         self.n += 1
-        self.sink.append(time.perf_counter() - sent_at)
+        now = time.perf_counter()
+        self.sink.append(now - sent_at)
+        self.last[0] = now
 
 
 class _CoalescingLat(_Lat):
@@ -286,14 +304,27 @@ class _CoalescingLat(_Lat):
 
 
 def bench_sustained(
-    threads: int, n: int, seconds: float, coalescing: bool = False
-) -> dict[str, float]:
+    threads: int,
+    n: int,
+    seconds: float,
+    coalescing: bool = False,
+    pace: float | None = None,
+) -> dict[str, Any]:
+    """One producer tells a quote to each of ``n`` actors, pass after pass.
+
+    Flat out (``pace=None``) the producer and the workers share the GIL, so a
+    quote told early in the producer's 5 ms GIL turn waits for the workers'
+    turn: the latency then measures the interpreter's switch interval as much
+    as the runtime. ``pace`` (quotes/s) spaces the passes out instead, as a
+    market-data feed does, and shows the latency of a runtime that keeps up.
+    """
     gc.collect()
     sink: list[float] = []  # list.append is atomic: fine from every worker
+    last = [0.0]  # when the latest delivery happened
     d = PoolDispatcher(threads=threads, name="sustain")
     cls = _CoalescingLat if coalescing else _Lat
     try:
-        refs = [cls.start(dispatcher=d, sink=sink) for _ in range(n)]
+        refs = [cls.start(dispatcher=d, sink=sink, last=last) for _ in range(n)]
         tells = [r.tell for r in refs]
         told = 0
         clock = time.perf_counter
@@ -303,20 +334,22 @@ def bench_sustained(
             for tell in tells:  # one pass = one quote to every position
                 tell((clock(), 100.0 + (told % 13) * 0.01))
             told += n
+            if pace is not None:
+                time.sleep(max(0.0, t0 + told / pace - clock()))
         sent_for = clock() - t0
-        # Wait for the backlog: every delivery appends one latency sample.
+        # Wait for the backlog: every delivery appends one latency sample. (Poll
+        # gently: the poller competes for the GIL with the workers it waits for.)
         deadline = clock() + WAIT
-        while clock() < deadline:
-            expected = told - d.coalesced
-            if len(sink) >= expected and all(r._actor_weakref().mailbox_depth == 0 for r in refs):
-                break
-            time.sleep(0.005)
-        drained_for = clock() - t0
+        while len(sink) < told - d.coalesced and clock() < deadline:
+            time.sleep(0.02)
+        assert len(sink) == told - d.coalesced, "lost or duplicated deliveries"
+        drained_for = last[0] - t0
         lat = sorted(sink)
         return {
             "actors": n,
             "threads": threads,
             "coalescing": coalescing,
+            "pace_per_s": pace,
             "told": told,
             "delivered": len(lat),
             "coalesced": d.coalesced,
@@ -376,12 +409,13 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     rows: list[dict[str, Any]] = []
     for n in SIZES:
+        # Naive last: its thousands of threads must not disturb the others.
+        plain = stats_ms(bench_plain(w, n, sweeps, budget / 3))
         ours = stats_ms(bench_ours(w, n, args.threads, sweeps, budget))
         naive: dict[str, float] | None = None
         if w.naive is not None and not args.no_naive:
             # 5000 OS threads are slow to sweep: the budget caps the sweep count.
-            naive = stats_ms(bench_naive(w, n, naive_sweeps, budget * 1.5))
-        plain = stats_ms(bench_plain(w, n, sweeps, budget / 3))
+            naive = stats_ms(bench_naive(w, n, naive_sweeps, budget * 1.5, 3 if quick else 10))
         row: dict[str, Any] = {"n": n, "ours": ours, "naive": naive, "plain": plain}
         row["naive_over_ours"] = naive["median_ms"] / ours["median_ms"] if naive else None
         row["ours_over_plain"] = ours["median_ms"] / plain["median_ms"]
@@ -404,29 +438,42 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(sweeps timed after warm-up: {counts})")
 
     print()
-    print("pool size, N=1000 sweep (ms) and sustained plain quotes:")
+    print("pool size at N=1000: sweep (ms) and flat-out quotes; sizes interleaved over rounds")
+    rounds = 2 if quick else 4
+    by_size: dict[int, dict[str, list[Any]]] = {t: {"sweep": [], "sustained": []} for t in POOLS}
+    for r in range(rounds):
+        for threads in POOLS[r % len(POOLS) :] + POOLS[: r % len(POOLS)]:
+            samples = bench_ours(w, 1000, threads, sweeps // rounds, budget / rounds, 5)
+            by_size[threads]["sweep"].extend(samples)
+            sustained = bench_sustained(threads, 1000, 0.5 if quick else 0.75)
+            by_size[threads]["sustained"].append(sustained["delivered_per_s"])
     pool_sizes: list[dict[str, Any]] = []
-    for threads in (1, 2, 4):
-        sweep = stats_ms(bench_ours(w, 1000, threads, sweeps, budget / 2))
-        sustained = bench_sustained(threads, 1000, 0.5 if quick else 1.0)
-        pool_sizes.append({"threads": threads, "sweep": sweep, "sustained": sustained})
+    for threads in POOLS:
+        sweep = stats_ms(by_size[threads]["sweep"])
+        rates = by_size[threads]["sustained"]
+        pool_sizes.append({"threads": threads, "sweep": sweep, "msgs_per_s": rates})
         print(
             f"  threads={threads}: sweep p50 {sweep['median_ms']:.3f} p99 {sweep['p99_ms']:.2f}"
-            f" | {sustained['delivered_per_s']:,.0f} msgs/s,"
-            f" latency p50 {sustained['latency_p50_ms']:.1f} ms",
+            f" ({sweep['sweeps']} sweeps) | {statistics.median(rates):,.0f} msgs/s"
+            f" (rounds: {', '.join(f'{x / 1e3:,.0f}k' for x in rates)})",
             flush=True,
         )
 
     print()
-    print(f"sustained, 1000 actors, one producer, ~2 s, pool threads={args.threads}:")
+    print(f"sustained, 1000 actors, one producer thread, pool threads={args.threads}:")
     sustained_runs = []
-    for coalescing in (False, True):
-        s = bench_sustained(args.threads, 1000, 0.5 if quick else 2.0, coalescing)
+    runs: list[tuple[str, bool, float | None]] = [
+        ("flat out, every quote  ", False, None),
+        ("flat out, coalescing   ", True, None),
+        ("paced 100k/s, every one", False, 100_000.0),
+    ]
+    for label, coalescing, pace in runs:
+        s = bench_sustained(args.threads, 1000, 0.5 if quick else 2.0, coalescing, pace)
+        s["label"] = label.strip()
         sustained_runs.append(s)
-        label = "coalescing quotes" if coalescing else "every quote      "
         print(
-            f"  {label}: told {s['told_per_s']:,.0f}/s, delivered {s['delivered_per_s']:,.0f}/s"
-            f" (coalesced {s['coalesced']:,}), tell->processed p50 {s['latency_p50_ms']:.2f} ms"
+            f"  {label}: told {s['told_per_s']:>9,.0f}/s, processed {s['delivered_per_s']:>9,.0f}/s"
+            f" (coalesced {s['coalesced']:,}); tell->processed p50 {s['latency_p50_ms']:.2f} ms,"
             f" p99 {s['latency_p99_ms']:.2f} ms",
             flush=True,
         )

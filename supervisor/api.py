@@ -346,22 +346,48 @@ _GREEKS_SCHEMA: Final[dict[str, Any]] = {
     ]
 }
 
-_LEG_SCHEMA: Final[dict[str, Any]] = {
-    "type": "object",
-    "description": "One leg. For an option, symbol is its underlying and right, strike, "
-    "expiry and multiplier are required (else the answer is invalid_order).",
-    "required": ["symbol", "sec_type", "qty"],
-    "properties": {
-        "symbol": {"type": "string", "minLength": 1},
-        "sec_type": {"type": "string", "enum": [s.value for s in SecType]},
-        "qty": {"type": "number", "description": "Signed: > 0 buys, < 0 sells."},
-        "price": _NUMBER_OR_NULL,
-        "right": {"type": ["string", "null"], "enum": [*(r.value for r in Right), None]},
-        "strike": _NUMBER_OR_NULL,
-        "expiry": {"type": ["string", "null"], "description": "YYYY-MM-DD"},
-        "multiplier": _NUMBER_OR_NULL,
-        "greeks": _GREEKS_SCHEMA,
+_POSITIVE_OR_NULL: Final[dict[str, Any]] = {
+    "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]
+}
+_LEG_COMMON: Final[dict[str, Any]] = {
+    "symbol": {"type": "string", "minLength": 1, "description": "For an option: the underlying."},
+    "qty": {
+        "type": "number",
+        "not": {"const": 0},
+        "description": "Signed, non-zero: > 0 buys, < 0 sells.",
     },
+    "price": _POSITIVE_OR_NULL,
+    "greeks": _GREEKS_SCHEMA,
+}
+
+# A valid leg is a stock leg or an option leg with all its contract fields.
+# Anything else still gets a 200, denied with invalid_order.
+_LEG_SCHEMA: Final[dict[str, Any]] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "title": "StockLeg",
+            "required": ["symbol", "sec_type", "qty"],
+            "properties": {**_LEG_COMMON, "sec_type": {"const": SecType.STK.value}},
+        },
+        {
+            "type": "object",
+            "title": "OptionLeg",
+            "required": ["symbol", "sec_type", "qty", "right", "strike", "expiry", "multiplier"],
+            "properties": {
+                **_LEG_COMMON,
+                "sec_type": {"const": SecType.OPT.value},
+                "right": {"type": "string", "enum": [r.value for r in Right]},
+                "strike": {"type": "number", "exclusiveMinimum": 0},
+                "expiry": {
+                    "type": "string",
+                    "format": "date",
+                    "description": "YYYY-MM-DD",
+                },
+                "multiplier": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+    ]
 }
 
 _CHECK_EXAMPLE: Final[dict[str, Any]] = {

@@ -52,7 +52,7 @@ import re
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ib_async import IB, AccountValue, LimitOrder, OptionComputation, Position, Ticker, Trade
 from ib_async import Contract as IbContract
@@ -325,7 +325,9 @@ def _ib_contract(position_id: str, c: Contract) -> IbContract:
             exchange="SMART",
             currency="USD",
         )
-    return IbContract(conId=con_id, symbol=c.symbol, secType="STK", exchange="SMART", currency="USD")
+    return IbContract(
+        conId=con_id, symbol=c.symbol, secType="STK", exchange="SMART", currency="USD"
+    )
 
 
 # ------------------------------------------------------------------ the adapter
@@ -466,7 +468,7 @@ class IbAdapter:
     # ---------------------------------------------------------------- status
 
     def status(self) -> str:
-        """"connected", "connecting" or "disconnected" (for /healthz)."""
+        """The connection state for /healthz: connected, connecting or disconnected."""
         return self._state
 
     def wait_status(self, state: str, timeout: float) -> bool:
@@ -515,11 +517,17 @@ class IbAdapter:
                     assert self._lost is not None
                     reported = self._lost.is_set()  # lost mid-setup: already counted
                     code, detail = self._connect_error or (None, _describe(exc))
-                    delay = backoff_delay(attempt, cfg.reconnect_min_s, cfg.reconnect_max_s, self.rng)
+                    delay = backoff_delay(
+                        attempt, cfg.reconnect_min_s, cfg.reconnect_max_s, self.rng
+                    )
                     attempt += 1
                     log.error(
                         "IB connect to %s:%d (client id %d) failed: %s; retrying in %.2fs",
-                        cfg.host, cfg.port, cfg.client_id, detail, delay,
+                        cfg.host,
+                        cfg.port,
+                        cfg.client_id,
+                        detail,
+                        delay,
                     )
                     if not reported:
                         self.daemon.failure(F.CONNECTIVITY, code, f"connect failed: {detail}")
@@ -701,7 +709,10 @@ class IbAdapter:
             return
         kind = classify(code, message)
         if self._connecting and code == 326:
-            self._connect_error = (code, f"client id {self.config.client_id} in use (326): {message}")
+            self._connect_error = (
+                code,
+                f"client id {self.config.client_id} in use (326): {message}",
+            )
             assert self._connect_abort is not None
             self._connect_abort.set()
             return
@@ -742,8 +753,12 @@ class IbAdapter:
         if mapped is None:
             if pid not in self._skipped:
                 self._skipped.add(pid)
-                log.warning("not supervising %s %s (conId %s): not a stock or option",
-                            c.secType, c.symbol, pid)
+                log.warning(
+                    "not supervising %s %s (conId %s): not a stock or option",
+                    c.secType,
+                    c.symbol,
+                    pid,
+                )
             return
         mult = mapped.multiplier if mapped.is_option else 1.0
         entry = float(pos.avgCost) / mult
@@ -915,12 +930,22 @@ class IbAdapter:
             if trade.order.orderId == req_id and (trade.order.orderRef or "").startswith(
                 EXIT_REF_PREFIX
             ):
-                log.error("exit order %d (%s): IB error %d: %s",
-                          req_id, trade.order.orderRef, code, message)
+                log.error(
+                    "exit order %d (%s): IB error %d: %s",
+                    req_id,
+                    trade.order.orderRef,
+                    code,
+                    message,
+                )
                 self._journal(
                     "exit_order",
-                    {"status": "error", "order_id": req_id, "order_ref": trade.order.orderRef,
-                     "code": code, "detail": message},
+                    {
+                        "status": "error",
+                        "order_id": req_id,
+                        "order_ref": trade.order.orderRef,
+                        "code": code,
+                        "detail": message,
+                    },
                     str(trade.contract.conId) if trade.contract is not None else None,
                 )
                 return
@@ -1018,18 +1043,25 @@ class IbAdapter:
         pid = event.id
         qty = event.qty
         held = self._ib_qty.get(pid)
-        if held is not None and held != qty and (held > 0) == (qty > 0):
-            qty = held  # the position changed since the decision: close what is held now
         ref = exit_order_ref(tid)
         action = "SELL" if qty > 0 else "BUY"
         base = {"trigger_id": tid, "order_ref": ref, "action": action, "qty": abs(qty)}
-        if qty == 0 or not (math.isfinite(event.ref_price) and event.ref_price > 0):
-            self._exit_not_placed(event, {**base, "status": "failed",
-                                          "detail": f"no usable price or quantity: {event}"})
+        # Close what IB holds now, never more: a position that is gone, or that
+        # has changed side since the decision, is not the one the stop protected,
+        # and "closing" it would open new risk.
+        if held is None or pid not in self._ib_contracts:
+            why = "IB no longer reports the position"
+            self._exit_not_placed(event, {**base, "status": "not_needed", "detail": why})
             return
-        if pid not in self._ib_contracts:
-            self._exit_not_placed(event, {**base, "status": "not_needed",
-                                          "detail": "IB no longer reports the position"})
+        if qty == 0 or (held > 0) != (qty > 0):
+            why = f"the position changed side since the trigger (now {held:g})"
+            self._exit_not_placed(event, {**base, "status": "not_needed", "detail": why})
+            return
+        qty = held
+        base["qty"] = abs(qty)
+        if not (math.isfinite(event.ref_price) and event.ref_price > 0):
+            why = f"no usable limit price in the trigger: {event.ref_price!r}"
+            self._exit_not_placed(event, {**base, "status": "failed", "detail": why})
             return
         contract = self._order_contract(pid, event)
         limit = exit_limit_price(event.ref_price, action)
@@ -1063,8 +1095,16 @@ class IbAdapter:
             "sec_type": contract.secType,
             "con_id": contract.conId,
         }
-        log.warning("exit order %d placed for %s: %s %s %s @ %s (%s)",
-                    order_id, pid, action, abs(qty), contract.symbol, limit, ref)
+        log.warning(
+            "exit order %d placed for %s: %s %s %s @ %s (%s)",
+            order_id,
+            pid,
+            action,
+            abs(qty),
+            contract.symbol,
+            limit,
+            ref,
+        )
         store = self.daemon.store
         if store is not None:
             try:
@@ -1128,13 +1168,18 @@ class IbAdapter:
             tid = str(p["trigger_id"])
             pid = str(p.get("position_id") or "")
             ref = exit_order_ref(tid)
-            trade = live.get(ref)
-            if trade is not None:
-                detail = {"status": "reconciled", "trigger_id": tid, "order_ref": ref,
-                          "order_id": trade.order.orderId}
+            working = live.get(ref)
+            if working is not None:
+                order_id = int(working.order.orderId)
+                detail = {
+                    "status": "reconciled",
+                    "trigger_id": tid,
+                    "order_ref": ref,
+                    "order_id": order_id,
+                }
                 if store is not None:
                     with contextlib.suppress(StoreUnavailable):
-                        store.record_exit_order(tid, int(trade.order.orderId), detail)
+                        store.record_exit_order(tid, order_id, detail)
                 with self._lock:
                     self._unsent.pop(tid, None)
                 self._journal("exit_order", detail, pid)
@@ -1144,19 +1189,31 @@ class IbAdapter:
                 continue
             if pid and pid not in self._ib_contracts:
                 fake = StopEvent(0.0, pid, StopAction.TRIGGER, 0.0, 0.0, 0.0, trigger_id=tid)
-                self._exit_not_placed(fake, {"status": "not_needed", "trigger_id": tid,
-                                             "order_ref": ref,
-                                             "detail": "IB no longer reports the position"})
+                self._exit_not_placed(
+                    fake,
+                    {
+                        "status": "not_needed",
+                        "trigger_id": tid,
+                        "order_ref": ref,
+                        "detail": "IB no longer reports the position",
+                    },
+                )
                 continue
             if tid not in self._reported_unplaced:
                 self._reported_unplaced.add(tid)
                 log.error(
                     "exit for trigger %s was claimed before a restart but IB has no open order "
                     "%s: it may have been rejected, cancelled, or never sent; position %s is "
-                    "still held - an operator must decide", tid, ref, pid,
+                    "still held - an operator must decide",
+                    tid,
+                    ref,
+                    pid,
                 )
-                self._journal("exit_order", {"status": "unplaced", "trigger_id": tid,
-                                             "order_ref": ref}, pid or None)
+                self._journal(
+                    "exit_order",
+                    {"status": "unplaced", "trigger_id": tid, "order_ref": ref},
+                    pid or None,
+                )
 
     # --------------------------------------------------------------- breaker
 
@@ -1181,7 +1238,7 @@ class IbAdapter:
             self._journal("exit_order", {"status": "global_cancel_not_sent"}, None)
             return
         log.warning("breaker opened: cancelling every open order (reqGlobalCancel)")
-        ib.reqGlobalCancel()
+        cast(Any, ib).reqGlobalCancel()  # untyped in ib_async
         self._journal("admin", {"action": "global_cancel", "operator": "ib_adapter"}, None)
 
     # --------------------------------------------------------------- journal

@@ -29,6 +29,6 @@ def make_book() -> Callable[[GateParams], Book]:
     """A Book wired the way the portfolio wires it for the given gate params."""
 
     def _make(params: GateParams) -> Book:
-        return Book(needs_for(params), params.groups)
+        return Book(needs_for(params), params.groups, params.pricing)
 
     return _make

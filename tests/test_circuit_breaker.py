@@ -703,7 +703,7 @@ op_st = st.tuples(
 ALLOWED = {(C, O), (O, H), (H, C), (H, O), (O, C)}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(p=breaker_params, ops=st.lists(op_st, max_size=60))
 def test_random_sequences_follow_design(p: BreakerParams, ops: list) -> None:
     cb = CircuitBreaker(p)
@@ -749,7 +749,7 @@ def test_random_sequences_follow_design(p: BreakerParams, ops: list) -> None:
         assert twin.state is cb.state and twin.due == cb.due
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(p=breaker_params, head=st.lists(op_st, max_size=30), tail=st.lists(op_st, max_size=30))
 def test_restored_twin_behaves_identically(p: BreakerParams, head: list, tail: list) -> None:
     def run(cb: CircuitBreaker, ops: list, t: float) -> tuple[list, float]:

@@ -616,7 +616,7 @@ def quote_st(draw: st.DrawFn) -> tuple[float | None, float | None, float | None]
     return fields[0], fields[1], fields[2]
 
 
-SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -676,7 +676,7 @@ def test_properties_over_random_quotes(p: StopParams, long: bool, quotes: list) 
 # and half-integer prices keep 200-p exact.
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     activation=st.sampled_from([0.0, 2.0, 5.0, 20.0, 25.0, 50.0]),
     abs_trail=st.integers(1, 20).map(float),
@@ -722,3 +722,28 @@ def test_short_mirrors_long(activation, abs_trail, confirm, source, steps) -> No
             sh.ignored,
         )
         assert sh.extreme == 200.0 - lg.extreme
+
+
+# ------------------------------------------------------------ parameter ranges
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"activation_pct": -0.1},  # >= 0
+        {"trailing_pct": 0.0},  # > 0
+        {"trailing_pct": -1.0},
+        {"min_move_pct": -0.5},  # >= 0
+        {"confirm_quotes": 0},  # >= 1
+        {"min_trail_abs": -1.0},  # >= 0
+        {"activation_pct": NAN},
+        {"trailing_pct": INF},
+    ],
+)
+def test_out_of_range_parameters_are_refused(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        StopParams(**kwargs)
+
+
+def test_edge_parameters_are_accepted() -> None:
+    StopParams(activation_pct=0.0, min_move_pct=0.0, confirm_quotes=1, min_trail_abs=0.0)
