@@ -243,8 +243,9 @@ class Book:
         if c.is_option:
             m = c.multiplier
             g = h.greeks
-            d, ga, v, th = (None, None, None, None) if g is None else (
-                g.delta, g.gamma, g.vega, g.theta)
+            d, ga, v, th = (
+                (None, None, None, None) if g is None else (g.delta, g.gamma, g.vega, g.theta)
+            )
             h.delta = d * q * m if finite(d) else None  # type: ignore[operator]
             h.gamma = ga * q * m if finite(ga) else None  # type: ignore[operator]
             h.vega = v * q * m if finite(v) else None  # type: ignore[operator]

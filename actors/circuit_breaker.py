@@ -141,9 +141,7 @@ class _HalfOpen(_State):
         return None
 
 
-_STATES: dict[BreakerState, _State] = {
-    s.name: s for s in (_Closed(), _Open(), _HalfOpen())
-}
+_STATES: dict[BreakerState, _State] = {s.name: s for s in (_Closed(), _Open(), _HalfOpen())}
 
 
 class CircuitBreaker:
@@ -197,7 +195,11 @@ class CircuitBreaker:
             self.due = None
             self.permits_used = 0
             self.successes = 0
-            return [self._move(due, BreakerState.HALF_OPEN, TransitionCause(TransitionReason.OPEN_TIMEOUT))]
+            return [
+                self._move(
+                    due, BreakerState.HALF_OPEN, TransitionCause(TransitionReason.OPEN_TIMEOUT)
+                )
+            ]
         return []
 
     def failure(self, f: Failure) -> Transitions:
@@ -208,7 +210,9 @@ class CircuitBreaker:
         out = self.advance(t)
         return out + self._state.on_success(self, t)
 
-    def admit(self, t: float, *, entry: bool, wants_permit: bool) -> tuple[ReasonCode | None, Transitions]:
+    def admit(
+        self, t: float, *, entry: bool, wants_permit: bool
+    ) -> tuple[ReasonCode | None, Transitions]:
         """The breaker's say on a check; takes a half-open permit when one is granted.
 
         ``entry`` is false for a risk-reducing order, which always passes.
@@ -258,7 +262,9 @@ class CircuitBreaker:
         limit = self.params.max_trips_per_day
         self.latched = self.latched or (limit is not None and self.day_trips >= limit)
         self.opened_at = t
-        self.due = None if self.latched or self.forced else t + self.params.open_duration(self.trips)
+        self.due = (
+            None if self.latched or self.forced else t + self.params.open_duration(self.trips)
+        )
         cause = TransitionCause(reason, by_kind, f, latched=self.latched)
         return [self._move(t, BreakerState.OPEN, cause)]
 
@@ -297,8 +303,13 @@ class CircuitBreaker:
             "permits_used": self.permits_used,
             "successes": self.successes,
             "window": [
-                {"t": e.t, "weight": e.weight, "kind": e.failure.kind.value,
-                 "code": e.failure.code, "detail": e.failure.detail}
+                {
+                    "t": e.t,
+                    "weight": e.weight,
+                    "kind": e.failure.kind.value,
+                    "code": e.failure.code,
+                    "detail": e.failure.detail,
+                }
                 for e in self.window
             ],
         }

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from actors import pricing
 from actors.book import Book, Holding, Needs, PricingParams, contract_key, finite, positive
@@ -342,20 +343,28 @@ def _judge_notional(
         delta = [x for symbol, b, a in changes if symbol in members for x in (a, -b)]
         if delta:
             judge.measure(
-                C.MAX_CORRELATED_PCT, correlated, total.value / nlv * 100, total.plus(delta) / nlv * 100
+                C.MAX_CORRELATED_PCT,
+                correlated,
+                total.value / nlv * 100,
+                total.plus(delta) / nlv * 100,
             )
 
 
 # ------------------------------------------------------------------- stress
 
 
-def _option_arrays(
-    rows: list[tuple[Contract, float, Greeks]], t: float, params: GateParams
-) -> tuple[np.ndarray, ...]:
-    n = len(rows)
+def _scenario_pnl(
+    options: list[tuple[Contract, float, Greeks]], stock_value: float, t: float, params: GateParams
+) -> NDArray[np.float64]:
+    grid = params.stress
+    spots = np.repeat(np.asarray(grid.spot_shocks_pct, dtype=float), len(grid.vol_shocks_pts))
+    pnl: NDArray[np.float64] = stock_value * spots / 100
+    n = len(options)
+    if not n:
+        return pnl
     is_call = np.empty(n, dtype=bool)
     S, K, T, q, sigma, qm = (np.empty(n) for _ in range(6))
-    for i, (c, qty, g) in enumerate(rows):
+    for i, (c, qty, g) in enumerate(options):
         assert c.strike is not None and c.expiry is not None
         is_call[i] = c.right is Right.CALL
         S[i] = g.und_price
@@ -364,23 +373,14 @@ def _option_arrays(
         q[i] = params.pricing.q(c.symbol)
         sigma[i] = g.iv
         qm[i] = qty * c.multiplier
-    return is_call, S, K, T, np.full(n, params.pricing.rate), q, sigma, qm
-
-
-def _scenario_pnl(
-    options: list[tuple[Contract, float, Greeks]], stock_value: float, t: float, params: GateParams
-) -> np.ndarray:
-    grid = params.stress
-    spots = np.repeat(np.asarray(grid.spot_shocks_pct, dtype=float), len(grid.vol_shocks_pts))
-    pnl = stock_value * spots / 100
-    if options:
-        try:
-            pnl = pnl + pricing.stress_pnl(
-                *_option_arrays(options, t, params), grid.spot_shocks_pct, grid.vol_shocks_pts
-            )
-        except pricing.PricingError as exc:
-            raise _Stale(f"cannot reprice for the stress limit: {exc}") from exc
-    return pnl
+    r = np.full(n, params.pricing.rate)
+    try:
+        options_pnl = pricing.stress_pnl(
+            is_call, S, K, T, r, q, sigma, qm, grid.spot_shocks_pct, grid.vol_shocks_pts
+        )
+    except pricing.PricingError as exc:
+        raise _Stale(f"cannot reprice for the stress limit: {exc}") from exc
+    return pnl + options_pnl
 
 
 def stress_losses(
@@ -399,7 +399,9 @@ def stress_losses(
             stock_value += h.qty * price
     before = _scenario_pnl(options, stock_value, t, params)
     leg_options = [(leg.contract, leg.qty, leg.greeks) for leg in legs if leg.contract.is_option]
-    leg_stock = math.fsum(leg.qty * (leg.price or 0.0) for leg in legs if not leg.contract.is_option)
+    leg_stock = math.fsum(
+        leg.qty * (leg.price or 0.0) for leg in legs if not leg.contract.is_option
+    )
     after = before
     if leg_options or leg_stock:
         after = before + _scenario_pnl(

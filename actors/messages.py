@@ -10,11 +10,11 @@ deterministic and lets tests drive time by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class _Described(str, Enum):
+class _Described(StrEnum):
     """A closed set of codes, each with the sentence a human reads beside it."""
 
     text: str
@@ -26,7 +26,7 @@ class _Described(str, Enum):
         return member
 
     def __str__(self) -> str:
-        return self.value
+        return str(self.value)
 
 
 # --------------------------------------------------------------------------- sets
@@ -81,7 +81,10 @@ class FailureKind(_Described):
 
 
 class TransitionReason(_Described):
-    FAILURE_THRESHOLD = ("failure_threshold", "weighted failures in the window reached the threshold")
+    FAILURE_THRESHOLD = (
+        "failure_threshold",
+        "weighted failures in the window reached the threshold",
+    )
     TRIP_KIND = ("trip_kind", "a failure of a kind that trips at once")
     HALF_OPEN_FAILURE = ("half_open_failure", "a failure while half-open")
     OPEN_TIMEOUT = ("open_timeout", "the open time elapsed")
@@ -116,7 +119,7 @@ class ReasonCode(_Described):
 
     @property
     def is_limit(self) -> bool:
-        return self.value.startswith("max_")
+        return str(self.value).startswith("max_")
 
 
 LIMIT_CODES: tuple[ReasonCode, ...] = tuple(c for c in ReasonCode if c.is_limit)

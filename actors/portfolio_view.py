@@ -116,7 +116,9 @@ def view_of(book: Book, params: GateParams, t: float | None = None) -> Portfolio
         C.MAX_PORTFOLIO_GAMMA: abs(totals.gamma.value),
         C.MAX_PORTFOLIO_VEGA: abs(totals.vega.value),
         C.MAX_PORTFOLIO_THETA: abs(totals.theta.value),
-        C.MAX_PER_SYMBOL_DELTA: max((abs(s.value) for s in book.symbol_delta.values()), default=0.0),
+        C.MAX_PER_SYMBOL_DELTA: max(
+            (abs(s.value) for s in book.symbol_delta.values()), default=0.0
+        ),
     }
     nlv = book.nlv
     if nlv:

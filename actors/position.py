@@ -95,7 +95,9 @@ class PositionActor(PooledActor):
             return self.snapshot()
         elif isinstance(message, Resync) and self.portfolio is not None:
             self.portfolio.tell(
-                PositionUpdate(self.opened_t, self.id, self.contract, self.qty, self.trail.entry_price)
+                PositionUpdate(
+                    self.opened_t, self.id, self.contract, self.qty, self.trail.entry_price
+                )
             )
             if self._last_mark is not None:
                 self.portfolio.tell(self._last_mark)
@@ -117,8 +119,15 @@ class PositionActor(PooledActor):
         if not refs:
             return new
         return Quote(
-            new.t, new.id, new.bid, new.ask, new.last, new.greeks,
-            high=max(refs), low=min(refs), folded=old.folded + new.folded + 1,
+            new.t,
+            new.id,
+            new.bid,
+            new.ask,
+            new.last,
+            new.greeks,
+            high=max(refs),
+            low=min(refs),
+            folded=old.folded + new.folded + 1,
         )
 
     # ---------------------------------------------------------------- handling
@@ -138,8 +147,17 @@ class PositionActor(PooledActor):
         tid = trigger_id(self.id, self.opened_t) if d.action is StopAction.TRIGGER else None
         if self.subscriber is not None:
             self.subscriber.tell(
-                StopEvent(t, self.id, d.action, d.stop, d.ref_price, d.extreme,
-                          self.qty, self.contract, tid)
+                StopEvent(
+                    t,
+                    self.id,
+                    d.action,
+                    d.stop,
+                    d.ref_price,
+                    d.extreme,
+                    self.qty,
+                    self.contract,
+                    tid,
+                )
             )
             self.subscriber.tell(self.snapshot())
 
@@ -169,7 +187,16 @@ class PositionActor(PooledActor):
     def snapshot(self) -> StopSnapshot:
         s = self.trail
         return StopSnapshot(
-            self.id, self.contract, self.qty, s.entry_price, self.opened_t, s.active,
-            s.extreme, s.stop, s.breaches, s.triggered, s.ignored,
+            self.id,
+            self.contract,
+            self.qty,
+            s.entry_price,
+            self.opened_t,
+            s.active,
+            s.extreme,
+            s.stop,
+            s.breaches,
+            s.triggered,
+            s.ignored,
             trigger_id(self.id, self.opened_t) if s.triggered else None,
         )

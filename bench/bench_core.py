@@ -85,8 +85,19 @@ def replay_events(n_positions: int, n_events: int, seed: int = 7) -> list[str]:
     lines = []
     t = T0
     for i in range(n_positions):
-        lines.append(json.dumps({"t": t, "type": "position", "id": f"P{i}", "symbol": f"S{i % 50}",
-                                 "sec_type": "STK", "qty": 100 if i % 2 else -100, "entry_price": 100.0}))
+        lines.append(
+            json.dumps(
+                {
+                    "t": t,
+                    "type": "position",
+                    "id": f"P{i}",
+                    "symbol": f"S{i % 50}",
+                    "sec_type": "STK",
+                    "qty": 100 if i % 2 else -100,
+                    "entry_price": 100.0,
+                }
+            )
+        )
     prices = [100.0] * n_positions
     while len(lines) < n_events:
         t += 0.001
@@ -95,12 +106,33 @@ def replay_events(n_positions: int, n_events: int, seed: int = 7) -> list[str]:
             i = rnd.randrange(n_positions)
             prices[i] *= 1 + rnd.gauss(0, 0.002)
             p = round(prices[i], 4)
-            lines.append(json.dumps({"t": t, "type": "quote", "id": f"P{i}", "bid": p, "ask": p + 0.01, "last": p}))
+            lines.append(
+                json.dumps(
+                    {"t": t, "type": "quote", "id": f"P{i}", "bid": p, "ask": p + 0.01, "last": p}
+                )
+            )
         elif r < 0.995:
-            lines.append(json.dumps({"t": t, "type": "check", "id": f"c{len(lines)}", "legs": [
-                {"symbol": f"S{rnd.randrange(50)}", "sec_type": "STK", "qty": 10, "price": 100.0}]}))
+            lines.append(
+                json.dumps(
+                    {
+                        "t": t,
+                        "type": "check",
+                        "id": f"c{len(lines)}",
+                        "legs": [
+                            {
+                                "symbol": f"S{rnd.randrange(50)}",
+                                "sec_type": "STK",
+                                "qty": 10,
+                                "price": 100.0,
+                            }
+                        ],
+                    }
+                )
+            )
         else:
-            lines.append(json.dumps({"t": t, "type": "failure", "kind": "order_rejected", "code": 201}))
+            lines.append(
+                json.dumps({"t": t, "type": "failure", "kind": "order_rejected", "code": 201})
+            )
     return lines
 
 
@@ -119,8 +151,12 @@ def bench_replay(quick: bool) -> dict[str, Any]:
         r.feed(lines, io.StringIO(), io.StringIO())
         ours.append(n / (time.perf_counter() - t))
         r.close()
-    return {"events": n, "ours_events_per_s": summary(ours), "baseline_json_loads_per_s": summary(base),
-            "ratio_baseline_over_ours": statistics.median(base) / statistics.median(ours)}
+    return {
+        "events": n,
+        "ours_events_per_s": summary(ours),
+        "baseline_json_loads_per_s": summary(base),
+        "ratio_baseline_over_ours": statistics.median(base) / statistics.median(ours),
+    }
 
 
 # -------------------------------------------------------------------- gate
@@ -157,8 +193,16 @@ def bench_stress(quick: bool) -> dict[str, Any]:
 def bench_gate_under_load(quick: bool) -> dict[str, Any]:
     """Check latency through the actors at 1000 positions while 4 000 quotes/s flow."""
     n = 1000
-    cfg = parse({"limits": {"max_portfolio_delta": 1e12, "max_portfolio_vega": 1e12,
-                            "max_per_symbol_delta": 1e12}, "trailing_stop": {"activation_pct": 50.0}})
+    cfg = parse(
+        {
+            "limits": {
+                "max_portfolio_delta": 1e12,
+                "max_portfolio_vega": 1e12,
+                "max_per_symbol_delta": 1e12,
+            },
+            "trailing_stop": {"activation_pct": 50.0},
+        }
+    )
     d = Daemon(cfg, store=None, housekeeping_s=3600)
     d.start()
     stop = threading.Event()
@@ -168,9 +212,24 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
             d.position(PositionUpdate(time.time(), f"O{i}", option(i), 1 + i % 5, 2.0))
         for i in range(n):
             d.quote(Quote(time.time(), f"O{i}", 2.0, 2.1, 2.05, greeks(i)))
-        leg = {"symbol": "S1", "sec_type": "OPT", "qty": 5, "price": 2.0, "right": "C", "strike": 95.0,
-               "expiry": "2027-06-18", "multiplier": 100, "greeks": {"delta": 0.5, "gamma": 0.01,
-               "vega": 0.2, "theta": -0.03, "iv": 0.25, "und_price": 100.0}}
+        leg = {
+            "symbol": "S1",
+            "sec_type": "OPT",
+            "qty": 5,
+            "price": 2.0,
+            "right": "C",
+            "strike": 95.0,
+            "expiry": "2027-06-18",
+            "multiplier": 100,
+            "greeks": {
+                "delta": 0.5,
+                "gamma": 0.01,
+                "vega": 0.2,
+                "theta": -0.03,
+                "iv": 0.25,
+                "und_price": 100.0,
+            },
+        }
         while d.check({"id": "warm", "legs": [leg]}).reasons:
             time.sleep(0.01)
 
@@ -207,10 +266,14 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
             t = time.perf_counter()
             evaluate(book, CheckRequest(T0, f"b{k}", legs), bcfg.gate)
             base.append(time.perf_counter() - t)
-        return {"positions": n, "background_quotes_per_s": sent[0] / elapsed,
-                "ours_in_process_check_s": summary(ours), "baseline_pure_evaluate_s": summary(base),
-                "ratio_p99": pct(ours, 99) / pct(base, 99),
-                "coalesced_quotes": d.dispatcher.coalesced}
+        return {
+            "positions": n,
+            "background_quotes_per_s": sent[0] / elapsed,
+            "ours_in_process_check_s": summary(ours),
+            "baseline_pure_evaluate_s": summary(base),
+            "ratio_p99": pct(ours, 99) / pct(base, 99),
+            "coalesced_quotes": d.dispatcher.coalesced,
+        }
     finally:
         stop.set()
         d.stop()
@@ -235,8 +298,16 @@ def _restore_child(path: str, n: int) -> None:
             if line.startswith("VmRSS:"):
                 rss_kb = int(line.split()[1])
     d.stop()
-    print(json.dumps({"start_restore_s": elapsed, "answered": answered, "rss_mb": rss_kb / 1024,
-                      "baseline_load_rows_s": base}))
+    print(
+        json.dumps(
+            {
+                "start_restore_s": elapsed,
+                "answered": answered,
+                "rss_mb": rss_kb / 1024,
+                "baseline_load_rows_s": base,
+            }
+        )
+    )
 
 
 def bench_restore(quick: bool) -> dict[str, Any]:
@@ -248,13 +319,29 @@ def bench_restore(quick: bool) -> dict[str, Any]:
                 path = os.path.join(tmp, "s.sqlite")
                 st = Store(path, synchronous="NORMAL")
                 st.save_stops(
-                    StopSnapshot(f"P{i}", Contract(f"S{i % 50}", SecType.STK), 100, 100.0, T0, i % 2 == 0,
-                                 104.0, 102.44 if i % 2 == 0 else None, 0, False, 0)
+                    StopSnapshot(
+                        f"P{i}",
+                        Contract(f"S{i % 50}", SecType.STK),
+                        100,
+                        100.0,
+                        T0,
+                        i % 2 == 0,
+                        104.0,
+                        102.44 if i % 2 == 0 else None,
+                        0,
+                        False,
+                        0,
+                    )
                     for i in range(n)
                 )
                 st.close()
-                res = subprocess.run([sys.executable, __file__, "--restore-child", path, str(n)],
-                                     capture_output=True, text=True, timeout=120, check=True)
+                res = subprocess.run(
+                    [sys.executable, __file__, "--restore-child", path, str(n)],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=True,
+                )
                 runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
         assert all(r["answered"] == n for r in runs)
         out[str(n)] = {
@@ -263,6 +350,34 @@ def bench_restore(quick: bool) -> dict[str, Any]:
             "baseline_load_rows_s": summary([r["baseline_load_rows_s"] for r in runs]),
         }
     return out
+
+
+def report(r: dict[str, Any]) -> None:
+    rp, st, g = r["replay"], r["stress_gate_1000x21"], r["gate_under_load"]
+    us, ms = 1e6, 1e3
+    print(
+        f"replay            {rp['ours_events_per_s']['median']:>10,.0f} events/s"
+        f"   json.loads alone {rp['baseline_json_loads_per_s']['median']:,.0f}/s"
+        f"  (x{rp['ratio_baseline_over_ours']:.1f})"
+    )
+    ws, ns = st["with_stress"], st["baseline_no_stress"]
+    print(
+        f"stress gate       median {ws['median'] * ms:.2f} ms  p99 {ws['p99'] * ms:.2f} ms"
+        f"   no stress limit {ns['median'] * us:.0f} us  (x{st['ratio']:.0f})"
+    )
+    og, bg = g["ours_in_process_check_s"], g["baseline_pure_evaluate_s"]
+    print(
+        f"check in-process  median {og['median'] * us:.0f} us  p99 {og['p99'] * us:.0f} us"
+        f" under {g['background_quotes_per_s']:,.0f} quotes/s"
+        f"   pure evaluate p99 {bg['p99'] * us:.0f} us  (x{g['ratio_p99']:.1f})"
+    )
+    for n, v in r["start_restore"].items():
+        sr = v["start_restore_s"]
+        print(
+            f"start+restore {n:>5} median {sr['median']:.3f} s  p99 {sr['p99']:.3f} s"
+            f"  RSS {v['rss_mb']['median']:.0f} MB"
+            f"   rows alone {v['baseline_load_rows_s']['median'] * ms:.0f} ms"
+        )
 
 
 def main() -> None:
@@ -275,26 +390,18 @@ def main() -> None:
         return
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "replay": bench_replay(args.quick),
         "stress_gate_1000x21": bench_stress(args.quick),
         "gate_under_load": bench_gate_under_load(args.quick),
         "start_restore": bench_restore(args.quick),
     }
     pykka.ActorRegistry.stop_all()
-    r = results
-    rp, st, g = r["replay"], r["stress_gate_1000x21"], r["gate_under_load"]
-    print(f"replay           {rp['ours_events_per_s']['median']:>12,.0f} events/s   (json.loads alone "
-          f"{rp['baseline_json_loads_per_s']['median']:,.0f}/s, x{rp['ratio_baseline_over_ours']:.1f})")
-    print(f"stress gate      median {st['with_stress']['median'] * 1e3:.2f} ms  p99 {st['with_stress']['p99'] * 1e3:.2f} ms"
-          f"   (no stress limit {st['baseline_no_stress']['median'] * 1e6:.0f} us)")
-    og, bg = g["ours_in_process_check_s"], g["baseline_pure_evaluate_s"]
-    print(f"check in-process median {og['median'] * 1e6:.0f} us  p99 {og['p99'] * 1e6:.0f} us under "
-          f"{g['background_quotes_per_s']:,.0f} quotes/s   (pure evaluate p99 {bg['p99'] * 1e6:.0f} us,"
-          f" x{g['ratio_p99']:.1f})")
-    for n, v in r["start_restore"].items():
-        print(f"start+restore {n:>5} median {v['start_restore_s']['median']:.3f} s  p99 {v['start_restore_s']['p99']:.3f} s"
-              f"  RSS {v['rss_mb']['median']:.0f} MB   (rows alone {v['baseline_load_rows_s']['median'] * 1e3:.0f} ms)")
+    report(results)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "core.json").write_text(json.dumps(results, indent=2))

@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--db", default=None, help="the SQLite file (overrides --config)")
     j.add_argument("--since", default=None, help="epoch seconds or ISO-8601")
     j.add_argument("--until", default=None, help="epoch seconds or ISO-8601")
-    j.add_argument("--type", default=None, help="stop, breaker, failure, check, admin, exit_order, …")
+    j.add_argument(
+        "--type", default=None, help="stop, breaker, failure, check, admin, exit_order, …"
+    )
     j.add_argument("--position", default=None)
     j.add_argument("--limit", type=int, default=100)
     j.add_argument("--out", default=None, help="write .csv or .parquet instead of printing")

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from actors.book import PricingParams
 from actors.circuit_breaker import BreakerParams, KindPolicy, default_kinds
-from actors.limits import GateParams, LimitParams, PricingParams, StressParams
+from actors.limits import GateParams, LimitParams, StressParams
 from actors.messages import LIMIT_CODES, FailureKind, PriceSource
 from actors.trailing_stop import StopParams
 
@@ -127,7 +128,9 @@ class _Table:
             return default
         return value
 
-    def number(self, name: str, default: float, *, low: float = -math.inf, strict: bool = False) -> float:
+    def number(
+        self, name: str, default: float, *, low: float = -math.inf, strict: bool = False
+    ) -> float:
         def check(x: Any) -> float | None:
             if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
                 return None
@@ -150,7 +153,9 @@ class _Table:
         return self.take(name, default, check, f"an integer >= {low}")
 
     def boolean(self, name: str, default: bool) -> bool:
-        return self.take(name, default, lambda x: x if isinstance(x, bool) else None, "true or false")
+        return self.take(
+            name, default, lambda x: x if isinstance(x, bool) else None, "true or false"
+        )
 
     def string(self, name: str, default: str) -> str:
         return self.take(name, default, lambda x: x if isinstance(x, str) else None, "a string")
@@ -235,7 +240,9 @@ def _breaker(t: _Table) -> BreakerParams:
         open_timeout_s=t.number("open_timeout_s", d.open_timeout_s, low=0.0, strict=True),
         half_open_max_tries=t.integer("half_open_max_tries", d.half_open_max_tries, low=1),
         backoff_multiplier=t.number("backoff_multiplier", d.backoff_multiplier, low=1.0),
-        max_open_timeout_s=t.number("max_open_timeout_s", d.max_open_timeout_s, low=0.0, strict=True),
+        max_open_timeout_s=t.number(
+            "max_open_timeout_s", d.max_open_timeout_s, low=0.0, strict=True
+        ),
         max_trips_per_day=max_trips,
         kinds=kinds,
     )
@@ -258,7 +265,11 @@ def _gate(root: _Table) -> GateParams:
         symbols = gt.take(
             name,
             (),
-            lambda x: tuple(x) if isinstance(x, list) and all(isinstance(s, str) and s for s in x) else None,
+            lambda x: (
+                tuple(x)
+                if isinstance(x, list) and all(isinstance(s, str) and s for s in x)
+                else None
+            ),
             "a list of symbols",
         )
         groups[name] = symbols
@@ -307,7 +318,9 @@ def parse(data: Mapping[str, Any]) -> Config:
     api = ApiConfig(at.listen("listen", ApiConfig().listen), at.string("token_env", ""))
     at.done()
     mt = root.table("metrics")
-    metrics = MetricsConfig(mt.listen("listen", MetricsConfig().listen), mt.boolean("enabled", True))
+    metrics = MetricsConfig(
+        mt.listen("listen", MetricsConfig().listen), mt.boolean("enabled", True)
+    )
     mt.done()
     so = root.table("store")
     store = StoreConfig(so.string("path", StoreConfig().path))

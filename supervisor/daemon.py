@@ -11,10 +11,11 @@ timer measured on the wall clock across the downtime — never less strict.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 import pykka
@@ -131,7 +132,9 @@ class Daemon:
                 },
             )
         self._started = True
-        self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
+        self._housekeeper = threading.Thread(
+            target=self._housekeeping, name="housekeeping", daemon=True
+        )
         self._housekeeper.start()
 
     def stop(self) -> None:
@@ -187,7 +190,9 @@ class Daemon:
             net_liquidation=self.config.net_liquidation,
         )
 
-    def _spawn_position(self, update: PositionUpdate, restored: StopSnapshot | None = None) -> Handle:
+    def _spawn_position(
+        self, update: PositionUpdate, restored: StopSnapshot | None = None
+    ) -> Handle:
         ref = PositionActor.start(
             update,
             self.config.stop_params(update.contract.symbol),
@@ -302,7 +307,9 @@ class Daemon:
     def admin(self, action: AdminAction, operator: str = "operator") -> BreakerState:
         t = self.clock()
         self._journal(t, "admin", {"action": action.value, "operator": operator})
-        state: BreakerState = self.breaker.ask(Admin(t, action, operator), timeout=self.gate_timeout_s)
+        state: BreakerState = self.breaker.ask(
+            Admin(t, action, operator), timeout=self.gate_timeout_s
+        )
         return state
 
     def check(self, obj: Mapping[str, Any]) -> CheckAnswer:
@@ -316,14 +323,26 @@ class Daemon:
             answer = future.get(timeout=self.gate_timeout_s)
         except pykka.Timeout:
             answer = CheckAnswer(
-                t, request.id, False, (Reason(ReasonCode.STALE_DATA),),
+                t,
+                request.id,
+                False,
+                (Reason(ReasonCode.STALE_DATA),),
                 detail="the gate did not answer in time",
             )
         if not self._journal(t, "check", {**wire.check_line(answer), "detail": answer.detail}):
-            answer = CheckAnswer(
-                t, request.id, False, (*answer.reasons, Reason(ReasonCode.BREAKER_OPEN)),
-                answer.risk_reducing, BreakerState.OPEN, "the journal is unavailable",
-            ) if answer.allowed else answer
+            answer = (
+                CheckAnswer(
+                    t,
+                    request.id,
+                    False,
+                    (*answer.reasons, Reason(ReasonCode.BREAKER_OPEN)),
+                    answer.risk_reducing,
+                    BreakerState.OPEN,
+                    "the journal is unavailable",
+                )
+                if answer.allowed
+                else answer
+            )
         self.metrics.check(answer, time.perf_counter() - started)
         return answer
 
@@ -334,7 +353,9 @@ class Daemon:
         return view
 
     def portfolio_view(self) -> PortfolioView:
-        view: PortfolioView = self.portfolio.ask(GetPortfolio(self.clock()), timeout=self.gate_timeout_s)
+        view: PortfolioView = self.portfolio.ask(
+            GetPortfolio(self.clock()), timeout=self.gate_timeout_s
+        )
         return view
 
     def stop_snapshots(self) -> list[StopSnapshot]:
@@ -367,7 +388,9 @@ class Daemon:
             return False
 
     def _store_fault(self, why: str) -> None:
-        self.breaker.tell(SystemHalt(self.clock(), TransitionReason.STORE_UNAVAILABLE, "store_unavailable"))
+        self.breaker.tell(
+            SystemHalt(self.clock(), TransitionReason.STORE_UNAVAILABLE, "store_unavailable")
+        )
         log.error("store unavailable, new entries halted: %s", why)
 
     def _trigger(self, event: StopEvent) -> None:
@@ -401,14 +424,9 @@ class Daemon:
 
 def _depth(handle: Handle) -> int:
     inbox = handle.ref.actor_inbox
-    try:
-        return len(inbox)
-    except TypeError:
-        return 0
+    return len(inbox) if isinstance(inbox, Sized) else 0
 
 
 def _quietly(fn: Callable[[], None]) -> None:
-    try:
+    with contextlib.suppress(pykka.ActorDeadError):
         fn()
-    except pykka.ActorDeadError:
-        pass

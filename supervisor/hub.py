@@ -111,7 +111,12 @@ class EventHub(PooledActor):
             self._journal(
                 f.t,
                 "failure",
-                {"kind": f.kind.value, "code": f.code, "detail": f.detail, "state": message.state.value},
+                {
+                    "kind": f.kind.value,
+                    "code": f.code,
+                    "detail": f.detail,
+                    "state": message.state.value,
+                },
             )
             self.metrics.failure(message)
         elif isinstance(message, dict):  # the breaker's snapshot after a transition
@@ -123,7 +128,9 @@ class EventHub(PooledActor):
         return None
 
     def _stop_event(self, e: StopEvent) -> None:
-        durable = self._journal(e.t, "stop", {**wire.stop_line(e), "trigger_id": e.trigger_id}, e.id)
+        durable = self._journal(
+            e.t, "stop", {**wire.stop_line(e), "trigger_id": e.trigger_id}, e.id
+        )
         self.metrics.stop_event(e)
         if e.action is StopAction.TRIGGER and self.on_trigger is not None:
             if durable:
@@ -133,7 +140,9 @@ class EventHub(PooledActor):
 
     # ------------------------------------------------------------ the store
 
-    def _journal(self, t: float, kind: str, payload: dict[str, Any], position_id: str | None = None) -> bool:
+    def _journal(
+        self, t: float, kind: str, payload: dict[str, Any], position_id: str | None = None
+    ) -> bool:
         """Append to the journal; False when it is only held in memory for now."""
         row = _Row(t, kind, payload, position_id)
         if self.store is None:
@@ -179,7 +188,9 @@ class EventHub(PooledActor):
         except StoreUnavailable as exc:
             self.store_down = str(exc)
             return
-        log.warning("store available again: wrote %d journal rows held in memory", len(self.backlog))
+        log.warning(
+            "store available again: wrote %d journal rows held in memory", len(self.backlog)
+        )
         self.backlog.clear()
         self.store_down = None
         deferred, self.deferred_triggers = self.deferred_triggers, []

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 import pykka
 
@@ -46,7 +46,7 @@ class Replay:
         self.portfolio = PortfolioActor.start(
             config.gate, dispatcher=d, breaker=self.breaker, net_liquidation=config.net_liquidation
         )
-        self.positions: dict[str, pykka.ActorRef] = {}
+        self.positions: dict[str, pykka.ActorRef[Any]] = {}
         self.last_t = -math.inf
         self.bad_lines = 0
 
@@ -83,7 +83,9 @@ class Replay:
         kind = obj.get("type")
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            raise wire.BadInput(f"type must be one of {', '.join(sorted(self._handlers))}, got {kind!r}")
+            raise wire.BadInput(
+                f"type must be one of {', '.join(sorted(self._handlers))}, got {kind!r}"
+            )
         message = handler.parse(obj, t)  # parse fully before time moves: a bad line changes nothing
         self.last_t = t
         out = self._drain()
@@ -138,8 +140,10 @@ class Replay:
         return deliver
 
     def _check(self, request: Any) -> list[dict[str, Any]]:
-        future = pykka.ThreadingFuture()
-        self.portfolio.tell(type(request)(request.t, request.id, request.legs, future, request.invalid))
+        future: pykka.Future[Any] = pykka.ThreadingFuture()
+        self.portfolio.tell(
+            type(request)(request.t, request.id, request.legs, future, request.invalid)
+        )
         return [wire.check_line(future.get(timeout=5))]
 
     class _Handler:
@@ -151,7 +155,7 @@ class Replay:
             self.parse = parse
             self.deliver = deliver
 
-    _handlers: dict[str, _Handler] = {
+    _handlers: ClassVar[dict[str, _Handler]] = {
         "position": _Handler(wire.position, lambda r, m: r._position(m)),
         "quote": _Handler(wire.quote, lambda r, m: r._to_position(m)),
         "close": _Handler(

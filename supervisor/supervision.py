@@ -10,6 +10,7 @@ stops with a non-zero exit code and lets systemd start it clean.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,10 +30,9 @@ class Handle:
         self.ref: pykka.ActorRef[Any] = ref  # type: ignore[assignment]  # set before use
 
     def tell(self, message: Any) -> None:
-        try:
+        # dead and being restarted: the successor resyncs its state
+        with contextlib.suppress(pykka.ActorDeadError):
             self.ref.tell(message)
-        except pykka.ActorDeadError:
-            pass  # dead and being restarted: the successor resyncs its state
 
     def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
         return self.ref.ask(message, timeout=timeout)
@@ -52,7 +52,9 @@ class RestartIntensityExceeded(RuntimeError):
 class RestartPolicy:
     """At most ``max_restarts`` per actor kind within ``window_s`` seconds."""
 
-    def __init__(self, clock: Callable[[], float], max_restarts: int = 5, window_s: float = 60.0) -> None:
+    def __init__(
+        self, clock: Callable[[], float], max_restarts: int = 5, window_s: float = 60.0
+    ) -> None:
         self.clock = clock
         self.max_restarts = max_restarts
         self.window_s = window_s

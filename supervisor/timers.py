@@ -7,6 +7,7 @@ is harmless: the breaker also catches up by itself on the next event it sees.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
@@ -55,7 +56,6 @@ class ThreadScheduler:
                     self._cond.wait(min(wait, 1.0))  # re-read the clock at least each second
                     continue
                 _, _, ref, message = heapq.heappop(self._heap)
-            try:
+            # a restarted actor's successor re-arms its own timers
+            with contextlib.suppress(pykka.ActorDeadError):
                 ref.tell(message)
-            except pykka.ActorDeadError:
-                pass  # the actor was restarted; its successor re-arms its own timers

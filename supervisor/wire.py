@@ -126,8 +126,10 @@ def contract(obj: Mapping[str, Any]) -> Contract:
 
 def position(obj: Mapping[str, Any], t: float) -> PositionUpdate:
     qty = _finite(obj, "qty")
-    entry = _finite(obj, "entry_price", positive=True) if qty != 0 else (
-        _number(obj, "entry_price") or 0.0
+    entry = (
+        _finite(obj, "entry_price", positive=True)
+        if qty != 0
+        else (_number(obj, "entry_price") or 0.0)
     )
     return PositionUpdate(t, _string(obj, "id"), contract(obj), qty, entry)
 
@@ -240,7 +242,5 @@ def check_line(a: CheckAnswer) -> dict[str, Any]:
         "type": "check",
         "id": a.id,
         "allowed": a.allowed,
-        "reasons": [
-            {"code": r.code.value, "value": r.value, "limit": r.limit} for r in a.reasons
-        ],
+        "reasons": [{"code": r.code.value, "value": r.value, "limit": r.limit} for r in a.reasons],
     }

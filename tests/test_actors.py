@@ -83,15 +83,20 @@ def test_position_actor_turns_quotes_into_stop_events_and_marks(inline: InlineDi
     sub, events = probe(inline)
     port, marks = probe(inline)
     pos = PositionActor.start(
-        PositionUpdate(0.0, "A", STK, 100, 100.0), StopParams(), dispatcher=inline,
-        portfolio=port, subscriber=sub,
+        PositionUpdate(0.0, "A", STK, 100, 100.0),
+        StopParams(),
+        dispatcher=inline,
+        portfolio=port,
+        subscriber=sub,
     )
     assert of(PositionUpdate, marks) == [PositionUpdate(0.0, "A", STK, 100, 100.0)]
     for t, bid in ((1, 101.0), (2, 102.0), (3, 104.0), (4, 102.0)):
         pos.tell(Quote(float(t), "A", bid, bid + 0.1, bid))
     stops = of(StopEvent, events)
     assert [(e.t, e.action) for e in stops] == [
-        (2.0, StopAction.ACTIVATE), (3.0, StopAction.UPDATE), (4.0, StopAction.TRIGGER)
+        (2.0, StopAction.ACTIVATE),
+        (3.0, StopAction.UPDATE),
+        (4.0, StopAction.TRIGGER),
     ]
     assert stops[-1].trigger_id == trigger_id("A", 0.0) and stops[-1].qty == 100
     assert len(of(Mark, marks)) == 4
@@ -106,8 +111,11 @@ def test_ignored_quote_reaches_nobody(inline: InlineDispatcher) -> None:
     sub, events = probe(inline)
     port, marks = probe(inline)
     pos = PositionActor.start(
-        PositionUpdate(0.0, "A", STK, 100, 100.0), StopParams(), dispatcher=inline,
-        portfolio=port, subscriber=sub,
+        PositionUpdate(0.0, "A", STK, 100, 100.0),
+        StopParams(),
+        dispatcher=inline,
+        portfolio=port,
+        subscriber=sub,
     )
     before = (len(events), len(marks))
     for q in (
@@ -124,8 +132,11 @@ def test_update_keeps_the_stop_and_zero_quantity_closes(inline: InlineDispatcher
     sub, events = probe(inline)
     port, marks = probe(inline)
     pos = PositionActor.start(
-        PositionUpdate(0.0, "A", STK, 100, 100.0), StopParams(), dispatcher=inline,
-        portfolio=port, subscriber=sub,
+        PositionUpdate(0.0, "A", STK, 100, 100.0),
+        StopParams(),
+        dispatcher=inline,
+        portfolio=port,
+        subscriber=sub,
     )
     pos.tell(Quote(1.0, "A", 103.0, 103.1, 103.0))
     pos.tell(PositionUpdate(2.0, "A", STK, 50, 101.0))
@@ -141,8 +152,11 @@ def test_restored_position_resumes_its_stop(inline: InlineDispatcher) -> None:
     sub, events = probe(inline)
     snap = StopSnapshot("A", STK, 100, 100.0, 0.0, True, 110.0, 108.35, 0, False, 0)
     pos = PositionActor.start(
-        PositionUpdate(5.0, "A", STK, 100, 100.0), StopParams(), dispatcher=inline,
-        subscriber=sub, restored=snap,
+        PositionUpdate(5.0, "A", STK, 100, 100.0),
+        StopParams(),
+        dispatcher=inline,
+        subscriber=sub,
+        restored=snap,
     )
     pos.tell(Quote(6.0, "A", 108.0, 108.1, 108.0))
     assert [(e.action, e.stop) for e in of(StopEvent, events)] == [(StopAction.TRIGGER, 108.35)]
@@ -151,7 +165,10 @@ def test_restored_position_resumes_its_stop(inline: InlineDispatcher) -> None:
 def test_resync_resends_position_and_last_mark(inline: InlineDispatcher) -> None:
     port, marks = probe(inline)
     pos = PositionActor.start(
-        PositionUpdate(0.0, "A", STK, 100, 100.0), StopParams(), dispatcher=inline, portfolio=port,
+        PositionUpdate(0.0, "A", STK, 100, 100.0),
+        StopParams(),
+        dispatcher=inline,
+        portfolio=port,
     )
     pos.tell(Quote(1.0, "A", 101.0, 101.1, 101.0))
     marks.clear()
@@ -163,11 +180,14 @@ def test_coalescing_keeps_the_peak_of_folded_quotes() -> None:
     """Quotes queued while the pool is busy fold into the newest; the peak rides along."""
     d = PoolDispatcher(threads=1, name="test-coalesce")
     try:
-        sub, events = probe(d)
+        sub, _events = probe(d)
         gate = threading.Event()
         blocker = _Blocker.start(dispatcher=d)
         pos = PositionActor.start(
-            PositionUpdate(0.0, "A", STK, 100, 100.0), StopParams(), dispatcher=d, subscriber=sub,
+            PositionUpdate(0.0, "A", STK, 100, 100.0),
+            StopParams(),
+            dispatcher=d,
+            subscriber=sub,
         )
         pos.ask(GetStopState(), timeout=5)
         blocker.tell(_Block(gate))  # occupy the only worker thread
@@ -195,14 +215,20 @@ class _Blocker(PooledActor):
 # ------------------------------------------------------------------- breaker
 
 
-def breaker(inline: InlineDispatcher, **kw: Any) -> tuple[pykka.ActorRef[Any], list[Any], VirtualScheduler]:
+def breaker(
+    inline: InlineDispatcher, **kw: Any
+) -> tuple[pykka.ActorRef[Any], list[Any], VirtualScheduler]:
     sub, seen = probe(inline)
     sched = VirtualScheduler()
-    ref = BreakerActor.start(BreakerParams(**kw), dispatcher=inline, scheduler=sched, subscriber=sub)
+    ref = BreakerActor.start(
+        BreakerParams(**kw), dispatcher=inline, scheduler=sched, subscriber=sub
+    )
     return ref, seen, sched
 
 
-def test_breaker_trips_publishes_cause_and_schedules_its_own_timer(inline: InlineDispatcher) -> None:
+def test_breaker_trips_publishes_cause_and_schedules_its_own_timer(
+    inline: InlineDispatcher,
+) -> None:
     ref, seen, sched = breaker(inline, failure_threshold=2, open_timeout_s=30.0)
     ref.tell(Failure(1.0, FailureKind.ORDER_REJECTED, 201, "no"))
     ref.tell(Failure(2.0, FailureKind.DATA_FEED, 2103, "farm"))
@@ -210,7 +236,10 @@ def test_breaker_trips_publishes_cause_and_schedules_its_own_timer(inline: Inlin
     assert [(t.t, t.to_state) for t in trs] == [(2.0, BreakerState.OPEN)]
     cause = trs[0].cause
     assert cause.reason is TransitionReason.FAILURE_THRESHOLD
-    assert dict(cause.failures_by_kind) == {FailureKind.ORDER_REJECTED: 1.0, FailureKind.DATA_FEED: 1.0}
+    assert dict(cause.failures_by_kind) == {
+        FailureKind.ORDER_REJECTED: 1.0,
+        FailureKind.DATA_FEED: 1.0,
+    }
     assert cause.failure == Failure(2.0, FailureKind.DATA_FEED, 2103, "farm")
     assert len(of(FailureRecorded, seen)) == 2
     assert sched.next_due() == 32.0
@@ -222,7 +251,9 @@ def test_breaker_trips_publishes_cause_and_schedules_its_own_timer(inline: Inlin
     assert ref.ask(GetBreakerState()).state is BreakerState.HALF_OPEN
 
 
-def _gate(ref: pykka.ActorRef[Any], t: float, *, risk_reducing: bool = False, denied: bool = False) -> CheckAnswer:
+def _gate(
+    ref: pykka.ActorRef[Any], t: float, *, risk_reducing: bool = False, denied: bool = False
+) -> CheckAnswer:
     from actors.messages import GateRequest, LimitVerdict, Reason
 
     reasons = (Reason(ReasonCode.MAX_PORTFOLIO_DELTA, 600.0, 500.0),) if denied else ()
@@ -241,7 +272,10 @@ def test_breaker_gate_permits_in_half_open(inline: InlineDispatcher) -> None:
     busy = _gate(ref, 11.0)
     assert [r.code for r in busy.reasons] == [ReasonCode.BREAKER_HALF_OPEN_BUSY]
     denied = _gate(ref, 11.0, denied=True)
-    assert [r.code for r in denied.reasons] == [ReasonCode.MAX_PORTFOLIO_DELTA, ReasonCode.BREAKER_HALF_OPEN_BUSY]
+    assert [r.code for r in denied.reasons] == [
+        ReasonCode.MAX_PORTFOLIO_DELTA,
+        ReasonCode.BREAKER_HALF_OPEN_BUSY,
+    ]
     assert _gate(ref, 11.0, risk_reducing=True).allowed
     ref.tell(Success(12.0))
     ref.tell(Success(13.0))
@@ -305,8 +339,10 @@ def test_concurrent_checks_never_share_the_last_permit() -> None:
 # ----------------------------------------------------------------- portfolio
 
 
-def portfolio(inline: InlineDispatcher, limits: dict[ReasonCode, float], **kw: Any) -> tuple[Any, Any, list[Any]]:
-    bref, seen, sched = breaker(inline, **kw)
+def portfolio(
+    inline: InlineDispatcher, limits: dict[ReasonCode, float], **kw: Any
+) -> tuple[Any, Any, list[Any]]:
+    bref, seen, _sched = breaker(inline, **kw)
     params = GateParams(LimitParams(limits, 60.0))
     pref = PortfolioActor.start(params, dispatcher=inline, breaker=bref, net_liquidation=1e6)
     return pref, bref, seen
@@ -328,7 +364,9 @@ def test_portfolio_answers_for_limits_and_breaker_together(inline: InlineDispatc
     view: PortfolioView = pref.ask(GetPortfolio(1.0))
     assert view.delta == 250.0  # 0.5 × 5 × 100
     a = check(pref, 2.0, Leg("AAPL", SecType.STK, 300, 190.0))
-    assert [(r.code, r.value, r.limit) for r in a.reasons] == [(ReasonCode.MAX_PORTFOLIO_DELTA, 550.0, 500.0)]
+    assert [(r.code, r.value, r.limit) for r in a.reasons] == [
+        (ReasonCode.MAX_PORTFOLIO_DELTA, 550.0, 500.0)
+    ]
     bref.tell(Failure(3.0, FailureKind.MARGIN))
     a = check(pref, 4.0, Leg("AAPL", SecType.STK, 300, 190.0))
     assert [r.code for r in a.reasons] == [ReasonCode.MAX_PORTFOLIO_DELTA, ReasonCode.BREAKER_OPEN]

@@ -13,10 +13,20 @@ from supervisor.config import ConfigError, Listen, load, parse
 def test_defaults_follow_design() -> None:
     c = parse({})
     ts = c.trailing_stop
-    assert (ts.activation_pct, ts.trailing_pct, ts.min_move_pct, ts.confirm_quotes) == (2.0, 1.5, 0.5, 1)
+    assert (ts.activation_pct, ts.trailing_pct, ts.min_move_pct, ts.confirm_quotes) == (
+        2.0,
+        1.5,
+        0.5,
+        1,
+    )
     assert (ts.max_spread_pct, ts.min_trail_abs, ts.price_source) == (None, 0.0, PriceSource.EXIT)
     b = c.breaker
-    assert (b.failure_threshold, b.failure_window_s, b.open_timeout_s, b.half_open_max_tries) == (5, 60, 300, 3)
+    assert (b.failure_threshold, b.failure_window_s, b.open_timeout_s, b.half_open_max_tries) == (
+        5,
+        60,
+        300,
+        3,
+    )
     assert (b.backoff_multiplier, b.max_open_timeout_s, b.max_trips_per_day) == (1.0, 3600, None)
     assert b.kind(FailureKind.MARGIN).trip and not b.kind(FailureKind.ORDER_REJECTED).trip
     assert c.gate.stress.spot_shocks_pct == (-15, -10, -5, 0, 5, 10, 15)
@@ -59,7 +69,10 @@ def test_overrides_and_sections() -> None:
         ({"trailing_stop": {"confirm_quotes": 0}}, "trailing_stop.confirm_quotes"),
         ({"trailing_stop": {"confirm_quotes": True}}, "trailing_stop.confirm_quotes"),
         ({"trailing_stop": {"price_source": "bid"}}, "trailing_stop.price_source"),
-        ({"trailing_stop": {"symbols": {"SPY": {"trailing_pcct": 1}}}}, "trailing_stop.symbols.SPY.trailing_pcct"),
+        (
+            {"trailing_stop": {"symbols": {"SPY": {"trailing_pcct": 1}}}},
+            "trailing_stop.symbols.SPY.trailing_pcct",
+        ),
         ({"breaker": {"half_open_max_tries": 0}}, "breaker.half_open_max_tries"),
         ({"breaker": {"backoff_multiplier": 0.5}}, "breaker.backoff_multiplier"),
         ({"breaker": {"kinds": {"gremlins": {}}}}, "breaker.kinds.gremlins: unknown key"),
@@ -79,7 +92,9 @@ def test_bad_values_are_refused_naming_the_key(doc: dict, key: str) -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as e:
-        parse({"limits": {"max_portfolio_delta": -1, "bogus": 1}, "breaker": {"failure_threshold": 0}})
+        parse(
+            {"limits": {"max_portfolio_delta": -1, "bogus": 1}, "breaker": {"failure_threshold": 0}}
+        )
     assert len(e.value.problems) == 3
 
 

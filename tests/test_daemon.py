@@ -53,8 +53,13 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
     def factory(doc: dict[str, Any] | None = None, clock: Clock | None = None, **kw: Any) -> Daemon:
         store = Store(tmp_path / "state.sqlite")
-        d = Daemon(parse(doc or {"limits": {"max_portfolio_delta": 1000.0}}), store=store,
-                   clock=clock or Clock(), housekeeping_s=0.05, **kw)
+        d = Daemon(
+            parse(doc or {"limits": {"max_portfolio_delta": 1000.0}}),
+            store=store,
+            clock=clock or Clock(),
+            housekeeping_s=0.05,
+            **kw,
+        )
         d.start()
         made.append(d)
         return d
@@ -69,7 +74,9 @@ def stop_of(d: Daemon, pid: str) -> Any:
     return snaps.get(pid)
 
 
-def open_position(d: Daemon, clock: Clock, pid: str = "A", prices: tuple[float, ...] = (101.0, 103.0, 105.0)) -> None:
+def open_position(
+    d: Daemon, clock: Clock, pid: str = "A", prices: tuple[float, ...] = (101.0, 103.0, 105.0)
+) -> None:
     d.position(PositionUpdate(clock(), pid, STK, 100, 100.0))
     for p in prices:
         clock.t += 1
@@ -86,8 +93,14 @@ def test_crashed_position_actor_restarts_with_its_state(make: Callable[..., Daem
     urn_b = d._positions["B"].ref.actor_urn
     assert before_a.active and before_a.stop == pytest.approx(105 * 0.985)
     d.quote(Quote(clock(), "A", "boom", 1.0, 1.0))  # type: ignore[arg-type]  # a bug inside the handler
-    wait_for(lambda: d.metrics.registry.get_sample_value(
-        "risk_supervisor_actor_restarts_total", {"actor_kind": "position"}) == 1.0)
+    wait_for(
+        lambda: (
+            d.metrics.registry.get_sample_value(
+                "risk_supervisor_actor_restarts_total", {"actor_kind": "position"}
+            )
+            == 1.0
+        )
+    )
     after = wait_for(lambda: stop_of(d, "A"))
     assert (after.active, after.stop, after.extreme) == (True, before_a.stop, before_a.extreme)
     assert d._positions["B"].ref.actor_urn == urn_b and stop_of(d, "B") == before_b
@@ -136,7 +149,9 @@ def test_store_fault_halts_entries_keeps_stops_and_recovers(make: Callable[..., 
     assert breaker_rows[0].payload["cause"]["reason"] == "store_unavailable"
 
 
-def test_locked_database_denies_entries_but_the_daemon_lives(make: Callable[..., Daemon], tmp_path: Path) -> None:
+def test_locked_database_denies_entries_but_the_daemon_lives(
+    make: Callable[..., Daemon], tmp_path: Path
+) -> None:
     d = make()
     other = sqlite3.connect(tmp_path / "state.sqlite", timeout=0.1, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
@@ -169,7 +184,11 @@ def test_restart_restores_stops_and_a_never_looser_breaker(tmp_path: Path) -> No
     second.start()
     try:
         after = wait_for(lambda: stop_of(second, "A"))
-        assert (after.active, after.stop, after.extreme) == (before.active, before.stop, before.extreme)
+        assert (after.active, after.stop, after.extreme) == (
+            before.active,
+            before.stop,
+            before.extreme,
+        )
         view = second.breaker_view()
         assert view.state is BreakerState.OPEN and view.snapshot["due"] == opened_at + 300
         assert not second.check(BUY).allowed and second.check(SELL).allowed

@@ -37,9 +37,14 @@ def test_deterministic(name: str) -> None:
 
 
 def test_at_least_the_required_scenarios_ship() -> None:
-    assert {"long_trigger", "short_option", "whipsaw", "breaker_cycle", "breaker_backoff", "gate"} <= set(
-        SCENARIOS
-    )
+    assert {
+        "long_trigger",
+        "short_option",
+        "whipsaw",
+        "breaker_cycle",
+        "breaker_backoff",
+        "gate",
+    } <= set(SCENARIOS)
 
 
 def feed(lines: list[str], cfg: dict | None = None) -> tuple[list[dict], str, int]:
@@ -52,7 +57,10 @@ def feed(lines: list[str], cfg: dict | None = None) -> tuple[list[dict], str, in
     return [json.loads(x) for x in out.getvalue().splitlines()], err.getvalue(), bad
 
 
-POS = '{"t": 10, "type": "position", "id": "A", "symbol": "A", "sec_type": "STK", "qty": 10, "entry_price": 100}'
+POS = (
+    '{"t": 10, "type": "position", "id": "A", "symbol": "A", "sec_type": "STK",'
+    ' "qty": 10, "entry_price": 100}'
+)
 
 
 def test_bad_lines_are_reported_with_line_numbers_and_lose_nothing() -> None:
@@ -70,13 +78,21 @@ def test_bad_lines_are_reported_with_line_numbers_and_lose_nothing() -> None:
     out, err, bad = feed(lines)
     assert bad == 7
     assert [line.split(":")[0] for line in err.splitlines()] == [f"line {n}" for n in range(2, 9)]
-    assert "goes back in time" in err and "bid must be a number" in err and "kind must be one of" in err
+    assert (
+        "goes back in time" in err
+        and "bid must be a number" in err
+        and "kind must be one of" in err
+    )
     # the good quote after all the bad ones still activates the stop
     assert [(o["t"], o["action"]) for o in out] == [(15.0, "ACTIVATE")]
 
 
 def test_a_line_back_in_time_does_not_move_the_clock() -> None:
-    lines = [POS, '{"t": 5, "type": "failure", "kind": "margin"}', '{"t": 10, "type": "failure", "kind": "margin"}']
+    lines = [
+        POS,
+        '{"t": 5, "type": "failure", "kind": "margin"}',
+        '{"t": 10, "type": "failure", "kind": "margin"}',
+    ]
     out, _, bad = feed(lines)
     assert bad == 1 and [o["to"] for o in out] == ["open"]
 
