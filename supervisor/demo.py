@@ -339,13 +339,15 @@ def main(*, duration: float | None, seed: int, store: str | None) -> int:
         net_liquidation=1_000_000.0,
     )
     stop = threading.Event()
-    previous: Any = None
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-
-        def on_term(signum: int, frame: FrameType | None) -> None:
+        # Ctrl-C and SIGTERM only ask for a stop: the shutdown is bounded, and
+        # a second Ctrl-C during it must not leave a traceback or a temp dir.
+        def on_signal(signum: int, frame: FrameType | None) -> None:
             stop.set()
 
-        previous = signal.signal(signal.SIGTERM, on_term)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
     runner: threading.Thread | None = None
     code: list[int] = []
     try:
@@ -404,8 +406,8 @@ def main(*, duration: float | None, seed: int, store: str | None) -> int:
         if runner is not None:
             runner.join(30.0)
         sim.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
         logging.getLogger().removeHandler(handler)
         handler.close()
         if store is None:

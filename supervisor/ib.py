@@ -428,6 +428,16 @@ class IbAdapter:
         if not ready.wait(self.stop_timeout_s):
             raise RuntimeError("the IB adapter's event loop did not start")
         self._main_task = asyncio.run_coroutine_threadsafe(self._main(), loop)
+        self._main_task.add_done_callback(self._main_ended)
+
+    def _main_ended(self, fut: concurrent.futures.Future[None]) -> None:
+        """Never a silently dead adapter: a crash of the connection loop is logged loudly."""
+        if fut.cancelled() or self._stopping.is_set():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            log.critical("the IB adapter's connection loop crashed", exc_info=exc)
+            self._set_state("disconnected")
 
     def stop(self) -> None:
         """Disconnect and stop the loop thread; bounded by ``stop_timeout_s``."""
@@ -706,6 +716,7 @@ class IbAdapter:
         if code == 1101:
             log.warning("IB: %s; subscribing to market data again", message)
             self._resubscribe()
+            self._spawn(self._refresh_positions())
             return
         kind = classify(code, message)
         if self._connecting and code == 326:
@@ -772,6 +783,20 @@ class IbAdapter:
             self.daemon.position(PositionUpdate(self.daemon.clock(), pid, mapped, qty, entry))
         if self._live and pid not in self._tickers:
             self._spawn(self._subscribe(pid))
+
+    async def _refresh_positions(self) -> None:
+        """Ask IB for every position again and reconcile (after 1101: data was lost)."""
+        ib = self._ib
+        if ib is None or not self._ready:
+            return
+        session = self._session
+        try:
+            await asyncio.wait_for(ib.reqPositionsAsync(), self.config.connect_timeout_s)
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("positions not refreshed: %s", _describe(exc))
+            return
+        if session == self._session and self._ready:
+            self._reconcile_positions(ib.positions(self.config.account))
 
     def _reconcile_positions(self, positions: Iterable[Position]) -> None:
         """Make the daemon hold exactly what IB reports: close the rest, open the new."""
