@@ -23,7 +23,7 @@ import pykka
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 
 from actors.messages import Contract, FailureKind, Leg, PositionUpdate, Quote, SecType
 from supervisor.api import ServedApi, check_bind, create_app, serve, token_from_env
@@ -391,15 +391,33 @@ def test_serve_reports_a_port_in_use_and_closes_quickly(daemon: Daemon) -> None:
 # Requests generated per operation and mode. Operations without inputs have
 # nothing to vary (one request each) and nothing to negate.
 _FUZZ = {
-    "POST /v1/checks": (300, 150),
-    "POST /v1/failures": (80, 80),
-    "POST /v1/successes": (60, 60),
-    "POST /v1/breaker/force-open": (50, 50),
-    "POST /v1/breaker/reset": (50, 50),
-    "GET /v1/journal": (100, 100),
+    "POST /v1/checks": (150, 100),
+    "POST /v1/failures": (100, 100),
+    "POST /v1/successes": (80, 80),
+    "POST /v1/breaker/force-open": (60, 60),
+    "POST /v1/breaker/reset": (60, 60),
+    "GET /v1/journal": (150, 150),
     "GET /healthz": (1, 0),
     "GET /v1/state": (1, 0),
 }
+
+
+GATE_TIMEOUT = "the gate did not answer in time"  # Daemon.check's answer when it hears nothing
+HUGE = 1e100
+
+
+def _huge(body: Any) -> bool:
+    """Whether a generated body holds a number beyond ±1e100 (sums of those overflow)."""
+    stack = [body]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, float | int) and not isinstance(v, bool) and abs(v) > HUGE:
+            return True
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def _fuzz(
@@ -424,9 +442,13 @@ def _fuzz(
     )
     def run(case: Any) -> None:
         nonlocal ran
+        if op.path == "/v1/checks":
+            assume(not _huge(case.body))  # a known gate crash: see test_huge_quantities_…
         ran += 1
         response = case.call(base_url=url, session=session, headers=auth)
         assert response.status_code < 500, response.text
+        if op.path == "/v1/checks" and response.status_code == 200:
+            assert response.json()["detail"] != GATE_TIMEOUT, case.body  # the gate died
         case.validate_response(
             response, checks=checks, headers=auth, transport_kwargs={"session": session}
         )
@@ -474,18 +496,33 @@ def test_fuzz_openapi_no_5xx_and_responses_conform(daemon: Daemon, guarded: Serv
                 # In /v1/checks a schema-invalid *order* is answered 200 invalid_order.
                 checks.append(negative_data_rejection)
             key = f"{op.label} {mode.value}"
-            t0 = time.monotonic()
             counts[key] = _fuzz(op, mode, examples, checks, guarded.url, auth, session)
-            print(key, counts[key], round(time.monotonic() - t0, 2))
     assert seen == set(_FUZZ)
     total = sum(counts.values())
     print(f"\nfuzzed {total} requests: {json.dumps(counts)}")
     assert total >= 1000, counts
     # The daemon survived all of it and still answers sensibly.
+    assert daemon.exit_code is None and not daemon.stopped.is_set()
     with httpx.Client(base_url=guarded.url, headers=auth) as c:
         assert c.get("/healthz").json()["store"] == "ok"
         c.post("/v1/breaker/reset")
         assert c.post("/v1/checks", json={"id": "after", "legs": [stock(1)]}).status_code == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Daemon bug: ExactSum.plus (math.fsum) raises OverflowError in limits._judge_order "
+    "for legs whose contributions sum past float max; the portfolio actor crashes, and five "
+    "such checks in 60 s stop the daemon (exit code 3)",
+)
+def test_huge_quantities_do_not_crash_the_gate(daemon: Daemon, http: httpx.Client) -> None:
+    """Finite but absurd numbers are an order to deny, not a way to stop the daemon."""
+    body = {"id": "huge", "legs": [stock(1e308, price=1.0), stock(1e308, price=1.0)]}
+    for _ in range(5):
+        answer = http.post("/v1/checks", json=body).json()
+        assert answer["allowed"] is False
+        assert answer["detail"] != GATE_TIMEOUT
+    assert daemon.exit_code is None
 
 
 # --------------------------------------------------------------------- client
