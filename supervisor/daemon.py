@@ -420,6 +420,7 @@ class Daemon:
         m.mailbox_depth("position", sum(_depth(h) for h in handles))
         m.mailbox_depth("portfolio", _depth(self.portfolio))
         m.mailbox_depth("breaker", _depth(self.breaker))
+        m.coalesced(self.dispatcher.coalesced)
 
 
 def _depth(handle: Handle) -> int:

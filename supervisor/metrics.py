@@ -378,6 +378,12 @@ class Metrics:
             "Times the connection to Interactive Brokers was lost (count of disconnects).",
             registry=r,
         )
+        self.quotes_coalesced = Counter(
+            p + "quotes_coalesced",
+            "Quotes folded into a newer one in an overloaded position mailbox, the peak and "
+            "trough carried along (count of quotes). Growing means stops run behind the feed.",
+            registry=r,
+        )
         self.positions = Gauge(
             p + "positions",
             "Open positions the supervisor tracks (count of positions).",
@@ -611,6 +617,12 @@ class Metrics:
     def ib_disconnect(self) -> None:
         """Count a lost IB connection (the state itself is set by :meth:`ib_state`)."""
         self.ib_disconnects.inc()
+
+    def coalesced(self, total: int) -> None:
+        """Bring the coalesced-quotes counter up to the dispatcher's running ``total``."""
+        current = self.quotes_coalesced._value.get()
+        if total > current:
+            self.quotes_coalesced.inc(total - current)
 
     # ---------------------------------------------------------- exposition
 

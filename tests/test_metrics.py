@@ -41,6 +41,8 @@ P = "risk_supervisor_"
 
 # name as exposed -> (type, a fragment of the unit its HELP must state)
 CONTRACT: dict[str, tuple[str, str]] = {
+    # beyond DESIGN §6: overload coalescing of quotes, which the performance work asks to count
+    "quotes_coalesced_total": ("counter", "count"),
     "circuit_breaker_state": ("gauge", "boolean"),
     "circuit_breaker_transitions_total": ("counter", "count"),
     "circuit_breaker_failures_total": ("counter", "count"),
