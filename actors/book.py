@@ -29,6 +29,15 @@ def positive(x: float | None) -> bool:
     return x is not None and math.isfinite(x) and x > 0
 
 
+# Contributions beyond this are garbage from a broken feed, not positions: they
+# would overflow the sums. Treated as unknown, so the gate fails closed.
+SANE = 1e200
+
+
+def _sane(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) and abs(x) <= SANE else None
+
+
 @dataclass(frozen=True, slots=True)
 class PricingParams:
     """Continuous rate and per-symbol dividend yield for BSM (``[pricing]``)."""
@@ -259,8 +268,12 @@ class Book:
             h.delta, h.gamma, h.vega, h.theta = q, 0.0, 0.0, 0.0
             h.dollar_delta = None if price is None else q * price
             h.notional = None if price is None else abs(q) * price
-        self._move(h, old, _contributions(h))
-        h.complete = self._needs_met(h)
+        raw = _contributions(h)
+        sane = tuple(_sane(x) for x in raw)
+        h.delta, h.gamma, h.vega, h.theta, h.dollar_delta, h.notional = sane
+        self._move(h, old, sane)
+        absurd = any(x is not None and y is None for x, y in zip(raw, sane, strict=True))
+        h.complete = self._needs_met(h) and not absurd
         if before is None:
             self.incomplete += 0 if h.complete else 1
         elif was_complete != h.complete:

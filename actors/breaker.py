@@ -74,6 +74,7 @@ class BreakerActor(PooledActor):
             self._tell(FailureRecorded(message, cb.state))
             self._publish(cb.failure(message))
         elif isinstance(message, Success):
+            self._tell(message)
             self._publish(cb.success(message.t))
         elif isinstance(message, OpenTimeout):
             self._publish(cb.advance(message.t))

@@ -111,6 +111,11 @@ def needs_for(params: GateParams) -> Needs:
 # ----------------------------------------------------------------- validation
 
 
+# No real order comes near these; past them the arithmetic of a check overflows.
+MAX_QTY = 1e9
+MAX_PRICE = 1e9
+
+
 def invalid_reason(legs: tuple[Leg, ...]) -> str | None:
     """Why an order is malformed, naming the leg and field, or None."""
     if not legs:
@@ -121,6 +126,12 @@ def invalid_reason(legs: tuple[Leg, ...]) -> str | None:
             return f"{where}.symbol is missing"
         if not finite(leg.qty):
             return f"{where}.qty must be a finite number"
+        if abs(leg.qty) > MAX_QTY:
+            return f"{where}.qty is out of range (|qty| <= {MAX_QTY:g})"
+        for name in ("price", "strike", "multiplier"):
+            v = getattr(leg, name)
+            if v is not None and finite(v) and abs(v) > MAX_PRICE:
+                return f"{where}.{name} is out of range (<= {MAX_PRICE:g})"
         if leg.qty == 0:
             return f"{where}.qty is 0"
         if leg.price is not None and not finite(leg.price):
@@ -266,6 +277,9 @@ def evaluate(book: Book, req: CheckRequest, params: GateParams) -> LimitVerdict:
         judge = _judge_order(book, legs, req.t, params)
     except _Stale as exc:
         return LimitVerdict(req.t, req.id, (Reason(C.STALE_DATA),), False, str(exc))
+    except (ArithmeticError, ValueError) as exc:  # numbers no real order has: never crash
+        detail = f"out of range: {exc}"
+        return LimitVerdict(req.t, req.id, (Reason(C.INVALID_ORDER),), False, detail)
     risk_reducing = judge.shrank and not judge.grew
     return LimitVerdict(req.t, req.id, _ordered(judge.reasons), risk_reducing)
 

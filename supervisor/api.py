@@ -28,6 +28,7 @@ The API listens on loopback by default, and a non-loopback bind without a
 token is refused (:func:`check_bind`).
 """
 
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -39,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Final, Self
 
 import pykka
@@ -311,7 +312,7 @@ class JournalRowOut(BaseModel):
     payload: dict[str, Any]
 
 
-class JournalKind(str, Enum):
+class JournalKind(StrEnum):
     """The journal kinds a ``type`` filter may name (``supervisor.store.JOURNAL_KINDS``)."""
 
     STOP = "stop"
@@ -645,10 +646,7 @@ def create_app(daemon: Daemon, *, token: str | None) -> FastAPI:
         """Liveness and the state of the parts: breaker, store, IB. Open to all."""
         state = daemon.breaker_view().state
         store = daemon.store
-        if store is None:
-            store_state = "none"
-        else:
-            store_state = "ok" if store.healthy() else "unavailable"
+        store_state = "none" if store is None else "ok" if store.healthy() else "unavailable"
         ib_status: Callable[[], str] | None = app.state.ib_status
         ib: str | None = None
         if ib_status is not None:
@@ -748,7 +746,7 @@ def create_app(daemon: Daemon, *, token: str | None) -> FastAPI:
         operator = obj.get("operator", DEFAULT_OPERATOR)
         if not isinstance(operator, str) or not operator:
             raise Problem(422, f"operator: must be a non-empty string, got {_json_type(operator)}")
-        new_state = await run_in_threadpool(_admin_settled, daemon, action, operator)
+        new_state = await run_in_threadpool(daemon.admin, action, operator)
         return SafeJSONResponse({"state": new_state.value})
 
     @app.post(
@@ -775,9 +773,7 @@ def create_app(daemon: Daemon, *, token: str | None) -> FastAPI:
         """Close the breaker and clear its history, the day's trip count included."""
         return await _admin(request, AdminAction.RESET)
 
-    @app.get(
-        "/v1/journal", response_model=list[JournalRowOut], responses=_ERRORS, tags=["read"]
-    )
+    @app.get("/v1/journal", response_model=list[JournalRowOut], responses=_ERRORS, tags=["read"])
     def journal(
         since: Annotated[
             int | None,
@@ -818,29 +814,6 @@ def create_app(daemon: Daemon, *, token: str | None) -> FastAPI:
     return app
 
 
-_ADMIN_RESULT: Final = {AdminAction.FORCE_OPEN: BreakerState.OPEN, AdminAction.RESET: BreakerState.CLOSED}
-
-
-def _admin_settled(
-    daemon: Daemon, action: AdminAction, operator: str, settle_s: float = 1.0
-) -> BreakerState:
-    """Apply an operator action and answer the state once the breaker has applied it.
-
-    ``Daemon.admin`` tells the breaker and then asks for its state, but the
-    state query is priority mail and can overtake the queued action, so the
-    state it returns may be the one *before* the action. An operator who reads
-    "open" must be able to rely on it, so wait (bounded) until the breaker
-    shows the action's result; a no-op when the daemon already answers so.
-    """
-    state = daemon.admin(action, operator)
-    want = _ADMIN_RESULT[action]
-    deadline = time.monotonic() + settle_s
-    while state is not want and time.monotonic() < deadline:
-        time.sleep(0.005)
-        state = daemon.breaker_view().state
-    return state
-
-
 def _install_handlers(app: FastAPI) -> None:
     """Errors as JSON naming the field; 503 for daemon trouble; never a 5xx for input."""
 
@@ -856,7 +829,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return _problem(exc.status_code, str(exc.detail), exc.headers)
+        return _problem(exc.status_code, str(exc.detail), dict(exc.headers or {}) or None)
 
     async def daemon_timeout(request: Request, exc: Exception) -> Response:
         log.warning("%s %s: the daemon did not answer: %r", request.method, request.url.path, exc)
@@ -923,6 +896,7 @@ def check_bind(api: ApiConfig, token: str | None) -> None:
 class ServedApi:
     """The API running in a background thread; ``close()`` stops it."""
 
+    app: FastAPI
     server: uvicorn.Server
     thread: threading.Thread
     sock: socket.socket
@@ -941,10 +915,8 @@ class ServedApi:
         if self.thread.is_alive():
             self.server.force_exit = True
             self.thread.join(1.0)
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
     def __enter__(self) -> Self:
         return self
@@ -1004,7 +976,7 @@ def serve(app: FastAPI, listen: Listen, *, ready_timeout_s: float = 10.0) -> Ser
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"api-{port}", daemon=True
     )
-    served = ServedApi(server, thread, sock, listen.host, port)
+    served = ServedApi(app, server, thread, sock, listen.host, port)
     thread.start()
     deadline = time.monotonic() + ready_timeout_s
     while not server.started:

@@ -29,6 +29,7 @@ from actors.messages import (
     StopAction,
     StopEvent,
     StopSnapshot,
+    Success,
 )
 from actors.runtime import Dispatcher, PooledActor
 from supervisor import wire
@@ -119,6 +120,8 @@ class EventHub(PooledActor):
                 },
             )
             self.metrics.failure(message)
+        elif isinstance(message, Success):
+            self._journal(message.t, "success", {"detail": message.detail})
         elif isinstance(message, dict):  # the breaker's snapshot after a transition
             with self.memory.lock:
                 self.memory.breaker = message

@@ -72,6 +72,7 @@ from actors.messages import (
 )
 from supervisor.config import IbConfig
 from supervisor.daemon import Daemon
+from supervisor.loop_thread import start_loop_thread
 from supervisor.store import StoreUnavailable
 
 __all__ = [
@@ -405,28 +406,10 @@ class IbAdapter:
         if self.config.cancel_on_open:
             self.daemon.on_transition = self.on_transition
             self._hooked_transition = True
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            try:
-                loop.run_forever()
-            finally:
-                with contextlib.suppress(Exception):
-                    pending = asyncio.all_tasks(loop)
-                    for task in pending:
-                        task.cancel()
-                    if pending:
-                        loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
-                loop.close()
-
+        loop, self._thread = start_loop_thread(
+            "ib-adapter", ready_timeout_s=self.stop_timeout_s, drain_s=1.0
+        )
         self._loop = loop
-        self._thread = threading.Thread(target=run, name="ib-adapter", daemon=True)
-        self._thread.start()
-        if not ready.wait(self.stop_timeout_s):
-            raise RuntimeError("the IB adapter's event loop did not start")
         self._main_task = asyncio.run_coroutine_threadsafe(self._main(), loop)
         self._main_task.add_done_callback(self._main_ended)
 

@@ -77,30 +77,35 @@ def breaker_table(breaker: dict[str, Any], now: float) -> Table:
 
 
 def portfolio_table(portfolio: dict[str, Any]) -> Table:
-    limits = {x.get("limit"): x for x in portfolio.get("limits") or [] if isinstance(x, dict)}
+    limits: dict[str, dict[str, Any]] = {
+        str(x.get("limit")): x for x in portfolio.get("limits") or [] if isinstance(x, dict)
+    }
     table = Table(title="Portfolio vs limits", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("limit", justify="right")
     table.add_column("utilization", justify="right")
-    shown = set()
-    for label, key, limit_key in _GREEKS:
+    shown: set[str] = set()
+    for label, measure, limit_key in _GREEKS:
         lim = limits.get(limit_key) or {}
         shown.add(limit_key)
         table.add_row(
-            label, _num(portfolio.get(key)), _num(lim.get("value")), _utilization(lim.get("utilization"))
+            label,
+            _num(portfolio.get(measure)),
+            _num(lim.get("value")),
+            _utilization(lim.get("utilization")),
         )
-    for key, lim in limits.items():
-        if key not in shown:
+    for name, lim in limits.items():
+        if name not in shown:
             table.add_row(
-                str(key), _num(lim.get("usage")), _num(lim.get("value")),
+                name, _num(lim.get("usage")), _num(lim.get("value")),
                 _utilization(lim.get("utilization")),
             )  # fmt: skip
-    nlv = portfolio.get("net_liquidation")
-    table.caption = f"NLV {_num(nlv)}"
+    caption = f"NLV {_num(portfolio.get('net_liquidation'))}"
     problem = portfolio.get("data_problem")
     if problem:
-        table.caption += f" · [red]data problem: {problem}[/] (checks deny stale_data)"
+        caption += f" · [red]data problem: {problem}[/] (checks deny stale_data)"
+    table.caption = caption
     return table
 
 

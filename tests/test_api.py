@@ -23,7 +23,7 @@ import pykka
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from actors.messages import Contract, FailureKind, Leg, PositionUpdate, Quote, SecType
 from supervisor.api import ServedApi, check_bind, create_app, serve, token_from_env
@@ -109,7 +109,7 @@ def test_healthz_reports_breaker_store_and_ib(served: ServedApi, http: httpx.Cli
     r = http.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "breaker": "closed", "store": "ok", "ib": None}
-    served.server.config.app.state.ib_status = lambda: "connected"
+    served.app.state.ib_status = lambda: "connected"
     assert http.get("/healthz").json()["ib"] == "connected"
 
 
@@ -230,7 +230,9 @@ def test_failures_open_the_breaker_entries_denied_risk_reducing_allowed(
 ) -> None:
     hold_aapl(daemon, http)
     for i in range(5):
-        r = http.post("/v1/failures", json={"kind": "order_rejected", "code": 201, "detail": f"#{i}"})
+        r = http.post(
+            "/v1/failures", json={"kind": "order_rejected", "code": 201, "detail": f"#{i}"}
+        )
         assert r.status_code == 202 and r.json() == {"accepted": True}
     # Failures are counted asynchronously (202): wait for the breaker to act.
     wait_until(lambda: breaker_state(http) == "open")
@@ -243,8 +245,9 @@ def test_failures_open_the_breaker_entries_denied_risk_reducing_allowed(
     assert exit_["reasons"] == []
 
     failures = wait_until(
-        lambda: len(rows := http.get("/v1/journal", params={"type": "failure"}).json()) == 5
-        and rows
+        lambda: (
+            len(rows := http.get("/v1/journal", params={"type": "failure"}).json()) == 5 and rows
+        )
     )
     assert [f["payload"]["detail"] for f in failures] == [f"#{i}" for i in range(5)]
     transitions = http.get("/v1/journal", params={"type": "breaker"}).json()
@@ -338,7 +341,7 @@ def test_token_guards_every_post_but_not_gets(guarded: ServedApi) -> None:
             assert "Bearer" in r.json()["detail"] and r.headers["www-authenticate"] == "Bearer"
             wrong = anon.post(path, json=body, headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401
-        latin = anon.post("/v1/successes", headers={"Authorization": b"Bearer \xff\xfe"})
+        latin = anon.post("/v1/successes", headers=[(b"Authorization", b"Bearer \xff\xfe")])
         assert latin.status_code == 401
         for path in ("/healthz", "/v1/state", "/v1/journal", "/openapi.json"):
             assert anon.get(path).status_code == 200, path
@@ -391,7 +394,7 @@ def test_serve_reports_a_port_in_use_and_closes_quickly(daemon: Daemon) -> None:
 # Requests generated per operation and mode. Operations without inputs have
 # nothing to vary (one request each) and nothing to negate.
 _FUZZ = {
-    "POST /v1/checks": (150, 100),
+    "POST /v1/checks": (250, 100),
     "POST /v1/failures": (100, 100),
     "POST /v1/successes": (80, 80),
     "POST /v1/breaker/force-open": (60, 60),
@@ -403,23 +406,6 @@ _FUZZ = {
 
 
 GATE_TIMEOUT = "the gate did not answer in time"  # Daemon.check's answer when it hears nothing
-HUGE = 1e100
-
-
-def _huge(body: Any) -> bool:
-    """Whether a generated body holds a number beyond ±1e100 (sums of those overflow)."""
-    stack = [body]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, float | int) and not isinstance(v, bool) and abs(v) > HUGE:
-            return True
-        if isinstance(v, dict):
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-    return False
-
-
 def _fuzz(
     op: Any,
     mode: Any,
@@ -442,8 +428,6 @@ def _fuzz(
     )
     def run(case: Any) -> None:
         nonlocal ran
-        if op.path == "/v1/checks":
-            assume(not _huge(case.body))  # a known gate crash: see test_huge_quantities_…
         ran += 1
         response = case.call(base_url=url, session=session, headers=auth)
         assert response.status_code < 500, response.text
@@ -460,6 +444,7 @@ def _fuzz(
 def test_fuzz_openapi_no_5xx_and_responses_conform(daemon: Daemon, guarded: ServedApi) -> None:
     from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
+    from schemathesis.core.result import Err
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
         ignored_auth,
@@ -475,16 +460,22 @@ def test_fuzz_openapi_no_5xx_and_responses_conform(daemon: Daemon, guarded: Serv
         content_type_conformance,
         response_schema_conformance,
     ]
-    schema = schemathesis.openapi.from_url(guarded.url + "/openapi.json")
+    doc = httpx.get(guarded.url + "/openapi.json").json()
+    schema = schemathesis.openapi.from_dict(doc)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     session = requests.Session()
     counts: dict[str, int] = {}
     seen: set[str] = set()
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         op = result.ok()
         seen.add(op.label)
         positive, negative = _FUZZ[op.label]
-        for mode, examples in ((GenerationMode.POSITIVE, positive), (GenerationMode.NEGATIVE, negative)):
+        for mode, examples in (
+            (GenerationMode.POSITIVE, positive),
+            (GenerationMode.NEGATIVE, negative),
+        ):
             if not examples:
                 continue
             checks = list(base)
@@ -509,12 +500,6 @@ def test_fuzz_openapi_no_5xx_and_responses_conform(daemon: Daemon, guarded: Serv
         assert c.post("/v1/checks", json={"id": "after", "legs": [stock(1)]}).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Daemon bug: ExactSum.plus (math.fsum) raises OverflowError in limits._judge_order "
-    "for legs whose contributions sum past float max; the portfolio actor crashes, and five "
-    "such checks in 60 s stop the daemon (exit code 3)",
-)
 def test_huge_quantities_do_not_crash_the_gate(daemon: Daemon, http: httpx.Client) -> None:
     """Finite but absurd numbers are an order to deny, not a way to stop the daemon."""
     body = {"id": "huge", "legs": [stock(1e308, price=1.0), stock(1e308, price=1.0)]}
@@ -528,7 +513,9 @@ def test_huge_quantities_do_not_crash_the_gate(daemon: Daemon, http: httpx.Clien
 # --------------------------------------------------------------------- client
 
 
-def test_client_against_the_live_daemon(daemon: Daemon, served: ServedApi, http: httpx.Client) -> None:
+def test_client_against_the_live_daemon(
+    daemon: Daemon, served: ServedApi, http: httpx.Client
+) -> None:
     hold_aapl(daemon, http)
     with RiskClient(served.url) as client:
         ok = client.check([stock(100)], id="c-1")

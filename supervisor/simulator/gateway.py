@@ -35,6 +35,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
+from supervisor.loop_thread import start_loop_thread
+
 from .market import Instrument, Market, Quote, iso_expiry, normalize_right
 from .protocol import (
     API_PREFIX,
@@ -1494,28 +1496,9 @@ class SimulatorThread:
         """Start the loop thread and the server; return the bound port."""
         if self._thread is not None:
             return self.sim.port
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            try:
-                loop.run_forever()
-            finally:
-                with contextlib.suppress(Exception):
-                    pending = asyncio.all_tasks(loop)
-                    for t in pending:
-                        t.cancel()
-                    if pending:
-                        loop.run_until_complete(asyncio.wait(pending, timeout=2.0))
-                loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="gateway-simulator", daemon=True)
-        self._thread.start()
-        if not ready.wait(self.call_timeout):
-            raise RuntimeError("simulator loop did not start")
+        self._loop, self._thread = start_loop_thread(
+            "gateway-simulator", ready_timeout_s=self.call_timeout, drain_s=2.0
+        )
         return self.call(self.sim.start)
 
     @overload
