@@ -551,15 +551,9 @@ def _check_out(answer: CheckAnswer) -> dict[str, Any]:
 
 
 def _stop_out(s: StopSnapshot) -> dict[str, Any]:
-    c = s.contract
     return {
         "id": s.id,
-        "symbol": c.symbol,
-        "sec_type": c.sec_type.value,
-        "right": None if c.right is None else c.right.value,
-        "strike": c.strike,
-        "expiry": c.expiry,
-        "multiplier": c.multiplier,
+        **wire.contract_fields(s.contract),
         "qty": s.qty,
         "entry_price": s.entry_price,
         "active": s.active,

@@ -203,15 +203,9 @@ class EventHub(PooledActor):
 
 
 def _position_payload(u: PositionUpdate) -> dict[str, Any]:
-    c = u.contract
     return {
         "id": u.id,
-        "symbol": c.symbol,
-        "sec_type": c.sec_type.value,
-        "right": None if c.right is None else c.right.value,
-        "strike": c.strike,
-        "expiry": c.expiry,
-        "multiplier": c.multiplier,
+        **wire.contract_fields(u.contract),
         "qty": u.qty,
         "entry_price": u.entry_price,
     }

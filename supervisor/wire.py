@@ -214,6 +214,18 @@ def check(obj: Mapping[str, Any], t: float, reply_to: Any = None) -> CheckReques
 # ------------------------------------------------------------------ output
 
 
+def contract_fields(c: Contract) -> dict[str, Any]:
+    """A contract as the flat fields replay lines, the API and the journal use."""
+    return {
+        "symbol": c.symbol,
+        "sec_type": c.sec_type.value,
+        "right": None if c.right is None else c.right.value,
+        "strike": c.strike,
+        "expiry": c.expiry,
+        "multiplier": c.multiplier,
+    }
+
+
 def stop_line(e: StopEvent) -> dict[str, Any]:
     return {
         "t": e.t,
