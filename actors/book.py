@@ -34,8 +34,13 @@ def positive(x: float | None) -> bool:
 SANE = 1e200
 
 
-def _sane(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) and abs(x) <= SANE else None
+_UNKNOWN: tuple[float | None, ...] = (None,) * 6
+_POSITIVE_GREEKS = frozenset({"iv", "und_price"})  # a price and a volatility: > 0 or missing
+
+
+def _sanitized(raw: tuple[float | None, ...]) -> tuple[float | None, ...]:
+    """Contributions with the absurd ones (beyond ±SANE, or NaN) made unknown."""
+    return tuple(x if x is not None and -SANE <= x <= SANE else None for x in raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,40 +245,45 @@ class Book:
 
     def _retire(self, h: Holding) -> None:
         """Take a holding's contributions out (before it leaves the book)."""
-        self._move(h, _contributions(h), (None,) * 6)
+        self._move(h, _contributions(h), _UNKNOWN)
         if not h.complete:
             self.incomplete -= 1
 
     def _admit(self, h: Holding, before: tuple[float | None, ...] | None = None) -> None:
         """Recompute a holding's contributions and apply only what changed."""
-        old = (None,) * 6 if before is None else before
+        old = _UNKNOWN if before is None else before
         was_complete = h.complete
         c, q = h.contract, h.qty
         if c.is_option:
             m = c.multiplier
             g = h.greeks
-            d, ga, v, th = (
-                (None, None, None, None) if g is None else (g.delta, g.gamma, g.vega, g.theta)
-            )
-            h.delta = d * q * m if finite(d) else None  # type: ignore[operator]
-            h.gamma = ga * q * m if finite(ga) else None  # type: ignore[operator]
-            h.vega = v * q * m if finite(v) else None  # type: ignore[operator]
-            h.theta = th * q * m if finite(th) else None  # type: ignore[operator]
-            und = h.greek("und_price")
-            h.dollar_delta = None if h.delta is None or und is None else h.delta * und
+            if g is None:
+                raw: tuple[float | None, ...] = _UNKNOWN
+            else:
+                d, ga, v, th = g.delta, g.gamma, g.vega, g.theta
+                delta = d * q * m if finite(d) else None  # type: ignore[operator]
+                und = g.und_price
+                dollar = delta * und if delta is not None and positive(und) else None  # type: ignore[operator]
+                raw = (
+                    delta,
+                    ga * q * m if finite(ga) else None,  # type: ignore[operator]
+                    v * q * m if finite(v) else None,  # type: ignore[operator]
+                    th * q * m if finite(th) else None,  # type: ignore[operator]
+                    dollar,
+                    None,
+                )
             assert c.strike is not None
-            h.notional = abs(q) * c.strike * m
+            raw = (*raw[:5], abs(q) * c.strike * m)
         else:
             price = h.price()
-            h.delta, h.gamma, h.vega, h.theta = q, 0.0, 0.0, 0.0
-            h.dollar_delta = None if price is None else q * price
-            h.notional = None if price is None else abs(q) * price
-        raw = _contributions(h)
-        sane = tuple(_sane(x) for x in raw)
+            if price is None:
+                raw = (q, 0.0, 0.0, 0.0, None, None)
+            else:
+                raw = (q, 0.0, 0.0, 0.0, q * price, abs(q) * price)
+        sane = raw if all(x is None or -SANE <= x <= SANE for x in raw) else _sanitized(raw)
         h.delta, h.gamma, h.vega, h.theta, h.dollar_delta, h.notional = sane
         self._move(h, old, sane)
-        absurd = any(x is not None and y is None for x, y in zip(raw, sane, strict=True))
-        h.complete = self._needs_met(h) and not absurd
+        h.complete = self._needs_met(h) and sane is raw
         if before is None:
             self.incomplete += 0 if h.complete else 1
         elif was_complete != h.complete:
@@ -315,7 +325,13 @@ class Book:
     def _needs_met(self, h: Holding) -> bool:
         n = self.needs
         if h.contract.is_option:
-            return all(h.greek(f) is not None for f in n.greek_fields)
+            g = h.greeks
+            if g is None:
+                return not n.greek_fields
+            return all(
+                positive(getattr(g, f)) if f in _POSITIVE_GREEKS else finite(getattr(g, f))
+                for f in n.greek_fields
+            )
         if n.stock_price or h.contract.symbol in n.group_symbols:
             return h.price() is not None
         return True

@@ -88,11 +88,11 @@ class Replay:
             )
         message = handler.parse(obj, t)  # parse fully before time moves: a bad line changes nothing
         self.last_t = t
-        out = self._drain()
-        self.scheduler.advance_to(t)
-        out += self._drain()
+        self.scheduler.advance_to(t)  # timers due by now fire first, at their own time
+        out = self._drain() if self._outbox else []
         out += handler.deliver(self, message)
-        out += self._drain()
+        if self._outbox:
+            out += self._drain()
         return out
 
     def _drain(self) -> list[dict[str, Any]]:
