@@ -279,6 +279,67 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
         d.stop()
 
 
+def bench_http(quick: bool) -> dict[str, Any]:
+    """POST /v1/checks over loopback HTTP, journaled to SQLite, vs an empty POST endpoint.
+
+    The baseline is a FastAPI app that answers ``{}`` on the same server stack
+    (uvicorn via ``supervisor.api.serve``) and the same client: the HTTP floor.
+    """
+    import httpx
+    from fastapi import FastAPI
+
+    from supervisor.api import create_app, serve
+    from supervisor.config import Listen
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = parse({"limits": {"max_portfolio_delta": 1e12, "max_per_symbol_delta": 1e12}})
+        d = Daemon(cfg, store=Store(os.path.join(tmp, "s.sqlite")), housekeeping_s=3600)
+        d.start()
+        served = serve(create_app(d, token=None), Listen("127.0.0.1", 0))
+        empty = FastAPI()
+
+        @empty.post("/echo")
+        def echo() -> dict[str, bool]:
+            return {}
+
+        floor = serve(empty, Listen("127.0.0.1", 0))
+        try:
+            for i in range(1000):
+                d.position(
+                    PositionUpdate(
+                        time.time(), f"P{i}", Contract(f"S{i % 50}", SecType.STK), 100, 100.0
+                    )
+                )
+                d.quote(Quote(time.time(), f"P{i}", 100.0, 100.01, 100.0))
+            body = {
+                "id": "h",
+                "legs": [{"symbol": "S1", "sec_type": "STK", "qty": 10, "price": 100.0}],
+            }
+            out: dict[str, Any] = {}
+            with httpx.Client(base_url=served.url) as c, httpx.Client(base_url=floor.url) as f:
+                for _ in range(50):
+                    c.post("/v1/checks", json=body)
+                    f.post("/echo", json=body)
+                for name, call in (
+                    ("check", lambda: c.post("/v1/checks", json=body)),
+                    ("baseline_empty_post", lambda: f.post("/echo", json=body)),
+                ):
+                    xs = []
+                    for _ in range(300 if quick else 2000):
+                        t = time.perf_counter()
+                        r = call()
+                        xs.append(time.perf_counter() - t)
+                        assert r.status_code == 200
+                    out[name] = summary(xs)
+            out["ratio_p99"] = out["check"]["p99"] / out["baseline_empty_post"]["p99"]
+            out["journal"] = "SQLite WAL, synchronous=FULL: one fsync per check"
+            return out
+        finally:
+            floor.close()
+            served.close()
+            d.stop()
+
+
 # ----------------------------------------------------------- start/restore
 
 
@@ -371,6 +432,11 @@ def report(r: dict[str, Any]) -> None:
         f" under {g['background_quotes_per_s']:,.0f} quotes/s"
         f"   pure evaluate p99 {bg['p99'] * us:.0f} us  (x{g['ratio_p99']:.1f})"
     )
+    h, hc = r["http_check"], r["http_check"]["check"]
+    print(
+        f"check over HTTP   median {hc['median'] * us:.0f} us  p99 {hc['p99'] * us:.0f} us"
+        f"   empty POST p99 {h['baseline_empty_post']['p99'] * us:.0f} us  (x{h['ratio_p99']:.1f})"
+    )
     for n, v in r["start_restore"].items():
         sr = v["start_restore_s"]
         print(
@@ -398,6 +464,7 @@ def main() -> None:
         "replay": bench_replay(args.quick),
         "stress_gate_1000x21": bench_stress(args.quick),
         "gate_under_load": bench_gate_under_load(args.quick),
+        "http_check": bench_http(args.quick),
         "start_restore": bench_restore(args.quick),
     }
     pykka.ActorRegistry.stop_all()

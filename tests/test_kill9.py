@@ -29,6 +29,7 @@ kills (default 4), to hunt for rare interleavings.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
@@ -530,29 +531,46 @@ def test_sigkill_at_any_instant_leaves_the_saved_state_as_strict_as_the_journal(
                 where, j, "closed" if b is None else b["state"], None if b is None else b["due"]
             )
 
-        deadline = time.monotonic() + 40.0
-        for attempt in range(PROBE_ATTEMPTS):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-            sim.call(favourable)
-            if attempt % 4 == 3:
-                action = "force-open" if attempt % 8 == 3 else "reset"
+        def rows_since(kind: str, seq: int) -> int:
+            with contextlib.closing(Store(store_path, read_only=True)) as store:
+                return len(store.journal(kind=kind, since_seq=seq, limit=1000))
+
+        def last_seq() -> int:
+            with contextlib.closing(Store(store_path, read_only=True)) as store:
+                row = store.last_journal()
+                return 0 if row is None else row.seq
+
+        deadline = time.monotonic() + 30.0
+        attempts = 0
+        while attempts < PROBE_ATTEMPTS and time.monotonic() < deadline:
+            attempts += 1
+            seq = last_seq()
+            if attempts % 4 == 0:
+                # The breaker: freeze as soon as its transition is journaled.
+                action = "force-open" if attempts % 8 == 0 else "reset"
                 daemon.post(f"/v1/breaker/{action}", {"operator": "probe"})
-            time.sleep(rng.uniform(0.0, 0.03))
+                kind, want = "breaker", 1
+            else:
+                # The stops: freeze once a random number of the eight events is journaled.
+                sim.call(favourable)
+                kind, want = "stop", rng.randint(1, len(symbols))
+            give_up = time.monotonic() + 3.0
+            while rows_since(kind, seq) < want and time.monotonic() < give_up:
+                pass
             os.kill(daemon.pid, signal.SIGSTOP)
             try:
-                seen = looser(f"attempt {attempt}, frozen", read_store(store_path))
+                seen = looser(f"attempt {attempts}, frozen", read_store(store_path))
             finally:
                 if not seen:
                     os.kill(daemon.pid, signal.SIGCONT)
             if not seen:
                 continue
             daemon.kill9()  # what a SIGKILL at that instant leaves, after SQLite recovery
-            confirmed = looser(f"attempt {attempt}, killed", read_store(store_path))
+            confirmed = looser(f"attempt {attempts}, killed", read_store(store_path))
             assert not confirmed, "\n".join(confirmed)
             daemon.start()  # only a visibility race of the frozen read: carry on
             daemon.wait_connected()
+        print(f"{attempts} attempts, none left the store looser than its journal")
         assert daemon.terminate() == 0
     except BaseException:
         print(daemon.diagnose())
