@@ -17,11 +17,11 @@ import pykka
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_sweep import Done, Workload, counting_subclass  # noqa: E402
+from bench_sweep import Done, Workload, counting_subclass
 
-from actors.messages import Contract, PositionUpdate, Quote, SecType  # noqa: E402
-from actors.position import PositionActor  # noqa: E402
-from actors.trailing_stop import StopParams, TrailingStop  # noqa: E402
+from actors.messages import Contract, PositionUpdate, Quote, SecType
+from actors.position import PositionActor
+from actors.trailing_stop import StopParams, TrailingStop
 
 PARAMS = StopParams()
 Counted = counting_subclass(PositionActor)
