@@ -406,6 +406,8 @@ _FUZZ = {
 
 
 GATE_TIMEOUT = "the gate did not answer in time"  # Daemon.check's answer when it hears nothing
+
+
 def _fuzz(
     op: Any,
     mode: Any,

@@ -201,11 +201,18 @@ def test_restart_restores_stops_and_a_never_looser_breaker(tmp_path: Path) -> No
 def test_portfolio_snapshot_tables(make: Callable[..., Daemon]) -> None:
     """The polars views behind /v1/state and the live view: per position, underlying, group."""
     clock = Clock()
-    d = make({"limits": {"max_correlated_pct": 50.0}, "groups": {"tech": ["AAPL", "MSFT"]},
-              "account": {"net_liquidation": 100_000.0}}, clock=clock)
+    d = make(
+        {
+            "limits": {"max_correlated_pct": 50.0},
+            "groups": {"tech": ["AAPL", "MSFT"]},
+            "account": {"net_liquidation": 100_000.0},
+        },
+        clock=clock,
+    )
     open_position(d, clock, "A", (100.0,))
     d.position(PositionUpdate(clock(), "M", Contract("MSFT", SecType.STK), -10, 400.0))
     d.quote(Quote(clock(), "M", 400.0, 400.2, 400.1))
+
     def ready() -> Any:
         v = d.portfolio_view()
         return v if len(v.rows) == 2 and all(r["price"] for r in v.rows) else None
@@ -221,7 +228,9 @@ def test_portfolio_snapshot_tables(make: Callable[..., Daemon]) -> None:
     assert view.utilization["max_correlated_pct"] == pytest.approx(14.001 / 50.0)
 
 
-def test_journal_command_reads_the_daemons_file(make: Callable[..., Daemon], tmp_path: Path) -> None:
+def test_journal_command_reads_the_daemons_file(
+    make: Callable[..., Daemon], tmp_path: Path
+) -> None:
     import subprocess
     import sys
 
@@ -229,16 +238,39 @@ def test_journal_command_reads_the_daemons_file(make: Callable[..., Daemon], tmp
     d.check(BUY)
     d.check({"id": "bad", "legs": []})
     res = subprocess.run(
-        [sys.executable, "-m", "supervisor", "journal", "--db", str(tmp_path / "state.sqlite"),
-         "--type", "check", "--summary"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "journal",
+            "--db",
+            str(tmp_path / "state.sqlite"),
+            "--type",
+            "check",
+            "--summary",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 0, res.stderr
     assert "invalid_order" in res.stdout
     out = tmp_path / "checks.csv"
     res = subprocess.run(
-        [sys.executable, "-m", "supervisor", "journal", "--db", str(tmp_path / "state.sqlite"),
-         "--type", "check", "--out", str(out)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "journal",
+            "--db",
+            str(tmp_path / "state.sqlite"),
+            "--type",
+            "check",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 0 and out.read_text().count("\n") == 3  # header + 2 checks
