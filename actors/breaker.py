@@ -11,7 +11,7 @@ itself even if nothing else happens.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from actors.circuit_breaker import BreakerParams, CircuitBreaker, Transitions
@@ -105,10 +105,12 @@ class BreakerActor(PooledActor):
         return answer
 
     def _publish(self, transitions: Transitions) -> None:
-        for tr in transitions:
-            self._tell(tr)
+        """Tell each transition; the last carries the state it leaves, to be stored with it."""
         if transitions:
-            self._tell(self.cb.snapshot())
+            *earlier, last = transitions
+            for tr in earlier:
+                self._tell(tr)
+            self._tell(replace(last, snapshot=self.cb.snapshot()))
         self._arm()
 
     def _arm(self) -> None:

@@ -207,6 +207,8 @@ class StopEvent:
     qty: float = 0.0
     contract: Contract | None = None
     trigger_id: str | None = None  # set on TRIGGER: the idempotency key of the exit
+    # The stop's whole state after this decision, so the two are stored as one.
+    snapshot: StopSnapshot | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +396,9 @@ class BreakerTransition:
     from_state: BreakerState
     to_state: BreakerState
     cause: TransitionCause
+    # The breaker's saved state after this transition (set on the last one of
+    # an event), so the journal row and the state are stored as one.
+    snapshot: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,9 +157,9 @@ class PositionActor(PooledActor):
                     self.qty,
                     self.contract,
                     tid,
+                    self.snapshot(),
                 )
             )
-            self.subscriber.tell(self.snapshot())
 
     def _change(self, update: PositionUpdate) -> None:
         """A new quantity or entry price keeps the stop; a flip of side starts afresh."""

@@ -34,7 +34,7 @@ from actors.messages import (
 from actors.runtime import Dispatcher, PooledActor
 from supervisor import wire
 from supervisor.metrics import Metrics
-from supervisor.store import JournalRow, Store, StoreUnavailable
+from supervisor.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ class _Row:
     kind: str
     payload: dict[str, Any]
     position_id: str | None = None
+    stop: StopSnapshot | None = None
+    breaker: dict[str, Any] | None = None
 
 
 class Memory:
@@ -103,7 +105,12 @@ class EventHub(PooledActor):
             self._write(lambda s: s.delete_stop(message.id))
             self.metrics.position_closed(message.id)
         elif isinstance(message, BreakerTransition):
-            self._journal(message.t, "breaker", wire.breaker_line(message))
+            if message.snapshot is not None:
+                with self.memory.lock:
+                    self.memory.breaker = message.snapshot
+            self._journal(
+                message.t, "breaker", wire.breaker_line(message), breaker=message.snapshot
+            )
             self.metrics.breaker_transition(message)
             if self.on_transition is not None:
                 self.on_transition(message)
@@ -122,18 +129,16 @@ class EventHub(PooledActor):
             self.metrics.failure(message)
         elif isinstance(message, Success):
             self._journal(message.t, "success", {"detail": message.detail})
-        elif isinstance(message, dict):  # the breaker's snapshot after a transition
-            with self.memory.lock:
-                self.memory.breaker = message
-            self._write(lambda s: s.save_breaker(message))
         elif isinstance(message, Tick):
             self._retry_store()
         return None
 
     def _stop_event(self, e: StopEvent) -> None:
-        durable = self._journal(
-            e.t, "stop", {**wire.stop_line(e), "trigger_id": e.trigger_id}, e.id
-        )
+        if e.snapshot is not None:
+            with self.memory.lock:
+                self.memory.stops[e.id] = e.snapshot
+        payload = {**wire.stop_line(e), "trigger_id": e.trigger_id}
+        durable = self._journal(e.t, "stop", payload, e.id, stop=e.snapshot)
         self.metrics.stop_event(e)
         if e.action is StopAction.TRIGGER and self.on_trigger is not None:
             if durable:
@@ -144,20 +149,38 @@ class EventHub(PooledActor):
     # ------------------------------------------------------------ the store
 
     def _journal(
-        self, t: float, kind: str, payload: dict[str, Any], position_id: str | None = None
+        self,
+        t: float,
+        kind: str,
+        payload: dict[str, Any],
+        position_id: str | None = None,
+        *,
+        stop: StopSnapshot | None = None,
+        breaker: dict[str, Any] | None = None,
     ) -> bool:
-        """Append to the journal; False when it is only held in memory for now."""
-        row = _Row(t, kind, payload, position_id)
+        """Journal a row and the state it leaves in one transaction; False: held in memory."""
+        row = _Row(t, kind, payload, position_id, stop, breaker)
         if self.store is None:
             return True
         if self.store_down is None:
             try:
-                self.store.append(t=t, kind=kind, payload=payload, position_id=position_id)
+                self._record(self.store, row)
                 return True
             except StoreUnavailable as exc:
                 self._went_down(str(exc))
         self.backlog.append(row)
         return False
+
+    @staticmethod
+    def _record(store: Store, r: _Row) -> None:
+        store.record(
+            t=r.t,
+            kind=r.kind,
+            payload=r.payload,
+            position_id=r.position_id,
+            stop=r.stop,
+            breaker=r.breaker,
+        )
 
     def _write(self, op: Callable[[Store], None]) -> None:
         if self.store is None or self.store_down is not None:
@@ -178,10 +201,9 @@ class EventHub(PooledActor):
         if store is None or self.store_down is None or not store.healthy():
             return
         try:
-            store.append_many(
-                JournalRow.entry(t=r.t, kind=r.kind, payload=r.payload, position_id=r.position_id)
-                for r in self.backlog
-            )
+            while self.backlog:  # oldest first, each row with its state, atomically
+                self._record(store, self.backlog[0])
+                self.backlog.pop(0)
             with self.memory.lock:
                 stops = list(self.memory.stops.values())
                 breaker = self.memory.breaker
@@ -191,10 +213,7 @@ class EventHub(PooledActor):
         except StoreUnavailable as exc:
             self.store_down = str(exc)
             return
-        log.warning(
-            "store available again: wrote %d journal rows held in memory", len(self.backlog)
-        )
-        self.backlog.clear()
+        log.warning("store available again: the journal rows held in memory are written")
         self.store_down = None
         deferred, self.deferred_triggers = self.deferred_triggers, []
         for e in deferred:

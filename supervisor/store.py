@@ -686,6 +686,45 @@ class Store:
         assert seq is not None
         return seq
 
+    def record(
+        self,
+        *,
+        t: float,
+        kind: str,
+        payload: Mapping[str, Any],
+        position_id: str | None = None,
+        stop: StopSnapshot | None = None,
+        breaker: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Journal a decision and save the state it leaves, in ONE transaction.
+
+        A decision's journal row and the state it results in must never be
+        apart on disk: killed between two commits, a restart would restore a
+        stop or breaker looser than the journal says (or re-trigger a stop
+        that already triggered). Returns the row's seq once committed.
+        """
+        text = encode_payload(payload)
+        breaker_text = (
+            None
+            if breaker is None
+            else json.dumps(breaker, allow_nan=True, default=_json_default, separators=(",", ":"))
+        )
+        wall_t = time.time()
+        with self._op("record", transaction=True) as conn:
+            cur = conn.execute(_APPEND, (t, wall_t, kind, position_id, text))
+            if stop is not None:
+                conn.execute(_SAVE_STOP, _stop_params(stop, wall_t))
+            if breaker_text is not None:
+                conn.execute(
+                    "INSERT INTO breaker (id, state, updated_wall_t) VALUES (1, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+                    "updated_wall_t = excluded.updated_wall_t",
+                    (breaker_text, wall_t),
+                )
+            seq = cur.lastrowid
+        assert seq is not None
+        return seq
+
     def append_many(self, rows: Iterable[JournalRow]) -> list[int]:
         """Journal many entries in one transaction; their seqs, in order.
 

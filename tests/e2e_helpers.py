@@ -279,13 +279,9 @@ class PrometheusProcess:
             return list(data["result"])
         return [{"metric": {}, "value": data["result"]}]
 
-    def query_range(
-        self, expr: str, seconds: float, step: str = "1s"
-    ) -> list[dict[str, Any]]:
+    def query_range(self, expr: str, seconds: float, step: str = "1s") -> list[dict[str, Any]]:
         end = time.time()
-        data = self.api(
-            "/api/v1/query_range", query=expr, start=end - seconds, end=end, step=step
-        )
+        data = self.api("/api/v1/query_range", query=expr, start=end - seconds, end=end, step=step)
         return list(data["result"])
 
     def alerts(self) -> list[dict[str, Any]]:

@@ -38,7 +38,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from e2e_helpers import (
     ROOT,
     DaemonProcess,
@@ -47,6 +46,7 @@ from e2e_helpers import (
     require_binary,
     until,
 )
+
 from supervisor.simulator import SimPosition, SimulatorThread
 
 pytestmark = pytest.mark.e2e
@@ -305,9 +305,7 @@ def test_live_scrape_alert_and_every_dashboard_query(tmp_path: Path) -> None:
             return mine[0] if mine and mine[0]["state"] == "firing" else None
 
         opened = time.monotonic()
-        firing = until(
-            breaker_alert, 40.0, "BreakerOpen firing", interval=0.1, diagnose=p.diagnose
-        )
+        firing = until(breaker_alert, 40.0, "BreakerOpen firing", interval=0.1, diagnose=p.diagnose)
         assert seen == ["pending", "firing"], seen
         assert time.monotonic() - opened >= SHORT_FOR_S - 1.5  # not before its `for`
         assert firing["labels"] == {
@@ -362,7 +360,7 @@ def test_live_scrape_alert_and_every_dashboard_query(tmp_path: Path) -> None:
             ),
         )
         # A few values the traffic above pins down.
-        assert p.query('risk_supervisor_positions == 3')
+        assert p.query("risk_supervisor_positions == 3")
         assert p.query("risk_supervisor_trailing_stops_active >= 1")
         (breaker_expr,) = [e for title, _, e, _ in targets if title == "Circuit breaker"]
         state_now = p.query(substitute(breaker_expr, values))
@@ -371,7 +369,7 @@ def test_live_scrape_alert_and_every_dashboard_query(tmp_path: Path) -> None:
             'sum(increase(risk_supervisor_pretrade_checks_total{outcome="denied"}[5m]))'
         )
         assert float(denied[0]["value"][1]) >= 3.0
-        reasons = p.query('risk_supervisor_pretrade_rejections_total > 0')
+        reasons = p.query("risk_supervisor_pretrade_rejections_total > 0")
         assert {s["metric"]["reason"] for s in reasons} >= {
             "max_portfolio_delta",
             "invalid_order",
