@@ -278,6 +278,17 @@ _STOP_COLUMNS: Final = (
     "id, symbol, sec_type, opt_right, strike, expiry, multiplier, qty, entry_price, opened_t, "
     "active, extreme, stop, breaches, triggered, ignored_quotes, trigger_id"
 )
+_SAVE_BREAKER: Final = (
+    "INSERT INTO breaker (id, state, updated_wall_t) VALUES (1, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_wall_t = excluded.updated_wall_t"
+)
+
+
+def _breaker_json(state: Mapping[str, Any]) -> str:
+    """The breaker's state with NaN/Infinity kept (an inf deadline must come back inf)."""
+    return json.dumps(state, allow_nan=True, default=_json_default, separators=(",", ":"))
+
+
 _SAVE_STOP: Final = (
     f"INSERT INTO stops ({_STOP_COLUMNS}, updated_wall_t) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -639,14 +650,8 @@ class Store:
         ``inf`` deadline turned into ``null`` could reopen for entries sooner
         than it was told to. Only this module reads it.
         """
-        text = json.dumps(state, allow_nan=True, default=_json_default, separators=(",", ":"))
         with self._op("save_breaker") as conn:
-            conn.execute(
-                "INSERT INTO breaker (id, state, updated_wall_t) VALUES (1, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
-                "updated_wall_t = excluded.updated_wall_t",
-                (text, time.time()),
-            )
+            conn.execute(_SAVE_BREAKER, (_breaker_json(state), time.time()))
 
     def load_breaker(self) -> dict[str, Any] | None:
         """The last saved breaker state, or None if none was ever saved."""
@@ -679,12 +684,7 @@ class Store:
         NaN. Returns only after the commit, so the caller may act on the
         decision as soon as it has the seq.
         """
-        text = encode_payload(payload)
-        with self._op("append") as conn:
-            cur = conn.execute(_APPEND, (t, time.time(), kind, position_id, text))
-            seq = cur.lastrowid
-        assert seq is not None
-        return seq
+        return self.record(t=t, kind=kind, payload=payload, position_id=position_id)
 
     def record(
         self,
@@ -704,23 +704,14 @@ class Store:
         that already triggered). Returns the row's seq once committed.
         """
         text = encode_payload(payload)
-        breaker_text = (
-            None
-            if breaker is None
-            else json.dumps(breaker, allow_nan=True, default=_json_default, separators=(",", ":"))
-        )
+        breaker_text = None if breaker is None else _breaker_json(breaker)
         wall_t = time.time()
         with self._op("record", transaction=True) as conn:
             cur = conn.execute(_APPEND, (t, wall_t, kind, position_id, text))
             if stop is not None:
                 conn.execute(_SAVE_STOP, _stop_params(stop, wall_t))
             if breaker_text is not None:
-                conn.execute(
-                    "INSERT INTO breaker (id, state, updated_wall_t) VALUES (1, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
-                    "updated_wall_t = excluded.updated_wall_t",
-                    (breaker_text, wall_t),
-                )
+                conn.execute(_SAVE_BREAKER, (breaker_text, wall_t))
             seq = cur.lastrowid
         assert seq is not None
         return seq
