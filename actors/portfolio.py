@@ -49,7 +49,11 @@ class PortfolioActor(PooledActor):
         return isinstance(message, (CheckRequest, GetPortfolio))
 
     def coalesce_key(self, message: Any) -> Hashable | None:
-        return ("mark", message.id) if isinstance(message, Mark) else None
+        """Queued marks of one position fold, newest wins — but only with their own
+        kind: a mark without Greeks must never erase one that carried them."""
+        if isinstance(message, Mark):
+            return ("mark", message.id, message.greeks is not None)
+        return None
 
     def on_receive(self, message: Any) -> Any:
         book = self.book

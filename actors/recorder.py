@@ -17,18 +17,6 @@ class Recorder(PooledActor):
         self.messages: list[Any] = [] if into is None else into
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Take):
-            with self._lock:
-                out = list(self.messages)
-                self.messages.clear()
-            return out
         with self._lock:
             self.messages.append(message)
         return None
-
-
-class _Take:
-    """Ask a Recorder for everything recorded since the last take."""
-
-
-TAKE = _Take()

@@ -7,6 +7,7 @@ event time, and timers run on a VirtualScheduler moved by hand.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -210,6 +211,37 @@ class _Block:
 class _Blocker(PooledActor):
     def on_receive(self, message: Any) -> Any:
         message.gate.wait(timeout=5)
+
+
+def test_folded_marks_never_lose_greeks() -> None:
+    """Under overload, a newer mark without Greeks does not erase one that had them."""
+    d = PoolDispatcher(threads=1, name="test-marks")
+    try:
+        gate = threading.Event()
+        blocker = _Blocker.start(dispatcher=d)
+        pref = PortfolioActor.start(
+            GateParams(LimitParams({ReasonCode.MAX_PORTFOLIO_DELTA: 1e9}, 60.0)), dispatcher=d
+        )
+        pref.tell(PositionUpdate(0.0, "O", OPT, 5, 6.0))
+        pref.ask(GetPortfolio(0.0), timeout=5)
+        blocker.tell(_Block(gate))  # occupy the only worker: the marks queue up
+        pref.tell(Mark(1.0, "O", 6.0, 6.2, 6.1, Greeks(0.5, 0.01, 0.3, -0.02, 0.25, 190.0)))
+        pref.tell(Mark(2.0, "O", 6.1, 6.3, 6.2, None))
+        pref.tell(Mark(3.0, "O", 6.2, 6.4, 6.3, None))
+        gate.set()
+        # the query is priority mail: poll until the queued marks are all handled
+        deadline = time.monotonic() + 5
+        while True:
+            view: PortfolioView = pref.ask(GetPortfolio(3.0), timeout=5)
+            if view.rows[0]["price"] == 6.3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert view.rows[0]["price"] == 6.3  # the newest prices
+        assert view.delta == 250.0 and view.rows[0]["greeks_t"] == 1.0  # Greeks kept
+        assert d.coalesced == 1  # the two Greek-less marks folded together
+    finally:
+        pykka.ActorRegistry.stop_all()
+        d.shutdown()
 
 
 # ------------------------------------------------------------------- breaker
