@@ -2,7 +2,7 @@
 
 Actors never sleep or read a clock; they ask a scheduler to deliver a message
 at an event time. The live daemon uses a thread-backed scheduler on the wall
-clock (``supervisor.timers``); replay and tests use :class:`VirtualScheduler`,
+clock (``supervisor.core.wall_clock_scheduler``); replay and tests use :class:`VirtualScheduler`,
 which fires timers only when told that event time has reached them, so a
 timer transition lands at exactly its due time, deterministically.
 """

@@ -51,10 +51,10 @@ from actors.messages import (  # noqa: E402
     SecType,
     StopSnapshot,
 )
-from supervisor import replay  # noqa: E402
+from supervisor.commands import replay  # noqa: E402
 from supervisor.config import parse  # noqa: E402
-from supervisor.daemon import Daemon  # noqa: E402
-from supervisor.store import Store  # noqa: E402
+from supervisor.core.daemon import Daemon  # noqa: E402
+from supervisor.store.sqlite_store import Store  # noqa: E402
 
 T0 = 1_767_225_600.0
 
@@ -283,12 +283,12 @@ def bench_http(quick: bool) -> dict[str, Any]:
     """POST /v1/checks over loopback HTTP, journaled to SQLite, vs an empty POST endpoint.
 
     The baseline is a FastAPI app that answers ``{}`` on the same server stack
-    (uvicorn via ``supervisor.api.serve``) and the same client: the HTTP floor.
+    (uvicorn via ``supervisor.api.app.serve``) and the same client: the HTTP floor.
     """
     import httpx
     from fastapi import FastAPI
 
-    from supervisor.api import create_app, serve
+    from supervisor.api.app import create_app, serve
     from supervisor.config import Listen
 
     with tempfile.TemporaryDirectory() as tmp:

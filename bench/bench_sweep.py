@@ -19,7 +19,7 @@ as it can for ~2 s - with the latency from tell to processed (the timestamp
 travels in the message), plain and with coalescing quotes.
 
 The workload is pluggable: ``--workload module:function`` names a function
-returning a :class:`Workload`, so the real ``actors.position.PositionActor``
+returning a :class:`Workload`, so the real ``actors.position_actor.PositionActor``
 can replace the stand-in trailing stop (see :func:`counting_subclass`).
 Results go to ``bench/results/sweep.json``.
 """

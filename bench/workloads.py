@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_sweep import Done, Workload, counting_subclass
 
 from actors.messages import Contract, PositionUpdate, Quote, SecType
-from actors.position import PositionActor
+from actors.position_actor import PositionActor
 from actors.trailing_stop import StopParams, TrailingStop
 
 PARAMS = StopParams()

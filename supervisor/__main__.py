@@ -1,3 +1,3 @@
-from supervisor.cli import main
+from supervisor.commands.cli import main
 
 raise SystemExit(main())

@@ -23,7 +23,6 @@ session does not accumulate dead series.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import logging
 import threading
 from types import TracebackType
@@ -52,6 +51,7 @@ from actors.messages import (
     StopSnapshot,
     TransitionReason,
 )
+from supervisor.version import package_version
 
 __all__ = [
     "ACTOR_KINDS",
@@ -66,7 +66,6 @@ __all__ = [
     "REJECTION_REASONS",
     "Metrics",
     "ServedMetrics",
-    "package_version",
 ]
 
 log = logging.getLogger(__name__)
@@ -144,18 +143,6 @@ METRIC_NAMES: Final[tuple[str, ...]] = tuple(
         "build_info",
     )
 )
-
-
-def package_version() -> str:
-    """The installed version of ``risk-supervisor``, or ``0+unknown`` when run from a tree.
-
-    ``build_info`` carries it so a dashboard shows which build is running when
-    behaviour changes after a deploy.
-    """
-    try:
-        return importlib.metadata.version("risk-supervisor")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 _warned: set[tuple[str, str]] = set()

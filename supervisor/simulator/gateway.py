@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
-from supervisor.loop_thread import start_loop_thread
+from supervisor.asyncio_thread import start_loop_thread
 
 from .market import Instrument, Market, Quote, iso_expiry, normalize_right
 from .protocol import (

@@ -32,7 +32,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from supervisor import replay
+    from supervisor.commands import replay
 
     config = _load(args.config)
     if config is None:
@@ -45,27 +45,27 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from supervisor.run import run_daemon
+    from supervisor.commands.run import run_daemon
 
     config = _load(args.config)
     return 2 if config is None else run_daemon(config)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from supervisor import demo
+    from supervisor.commands import demo
 
     return demo.main(duration=args.duration, seed=args.seed, store=args.store)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from supervisor.status import run_status
+    from supervisor.commands.status import run_status
 
     token = os.environ.get(args.token_env) if args.token_env else None
     return run_status(args.url, token)
 
 
 def _journal(args: argparse.Namespace) -> int:
-    from supervisor.journal import run_journal_command
+    from supervisor.commands.journal_table import run_journal_command
 
     path = args.db
     if path is None:

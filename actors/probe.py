@@ -8,7 +8,7 @@ from typing import Any
 from actors.runtime import Dispatcher, PooledActor
 
 
-class Recorder(PooledActor):
+class Probe(PooledActor):
     """Appends each message to ``into`` (a list the owner reads), or to its own list."""
 
     def __init__(self, *, dispatcher: Dispatcher, into: list[Any] | None = None) -> None:

@@ -57,9 +57,9 @@ from typing import Any
 import pytest
 from e2e_helpers import DaemonProcess, until
 
-from supervisor.ib import EXIT_REF_PREFIX, exit_order_ref
+from supervisor.ib.adapter import EXIT_REF_PREFIX, exit_order_ref
 from supervisor.simulator import SimPosition, SimulatorThread
-from supervisor.store import Store
+from supervisor.store.sqlite_store import Store
 
 pytestmark = pytest.mark.e2e
 

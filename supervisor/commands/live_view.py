@@ -24,8 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from actors.messages import StopSnapshot
-from supervisor.daemon import Daemon
-from supervisor.store import JournalRow, StoreUnavailable
+from supervisor.core.daemon import Daemon
+from supervisor.store.sqlite_store import JournalRow, StoreUnavailable
 
 __all__ = ["Frame", "PositionLine", "read_frame", "render_rich", "render_text"]
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from supervisor.api import ServedApi, check_bind, create_app, serve, token_from_env
+from supervisor.api.app import ServedApi, check_bind, create_app, serve, token_from_env
 from supervisor.config import Config
-from supervisor.daemon import Daemon
-from supervisor.ib import IbAdapter
+from supervisor.core.daemon import Daemon
+from supervisor.ib.adapter import IbAdapter
 from supervisor.metrics import Metrics, ServedMetrics
-from supervisor.store import Store, StoreUnavailable
+from supervisor.store.sqlite_store import Store, StoreUnavailable
 
 __all__ = ["EXIT_CONFIG", "RunningDaemon", "configure_logging", "run_daemon"]
 

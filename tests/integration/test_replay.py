@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import replay
+from supervisor.commands import replay
 from supervisor.config import load, parse
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCENARIOS = sorted(p.stem for p in EXAMPLES.glob("*.jsonl") if not p.stem.endswith(".expected"))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pykka
 
-from actors.breaker import BreakerActor, BreakerView
+from actors.breaker_actor import BreakerActor, BreakerView
 from actors.circuit_breaker import CircuitBreaker
 from actors.messages import (
     AccountUpdate,
@@ -46,17 +46,17 @@ from actors.messages import (
     SystemHalt,
     TransitionReason,
 )
-from actors.portfolio import PortfolioActor
+from actors.portfolio_actor import PortfolioActor
 from actors.portfolio_view import PortfolioView
-from actors.position import PositionActor
+from actors.position_actor import PositionActor
 from actors.runtime import PoolDispatcher
-from supervisor import wire
+from supervisor import json_codec
 from supervisor.config import Config
-from supervisor.hub import EventHub, Memory, Tick
+from supervisor.core.event_hub import EventHub, Memory, Tick
+from supervisor.core.supervision import Handle, RestartPolicy
+from supervisor.core.wall_clock_scheduler import ThreadScheduler
 from supervisor.metrics import Metrics
-from supervisor.store import Store, StoreUnavailable
-from supervisor.supervision import Handle, RestartPolicy
-from supervisor.timers import ThreadScheduler
+from supervisor.store.sqlite_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -313,11 +313,11 @@ class Daemon:
         return state
 
     def check(self, obj: Mapping[str, Any]) -> CheckAnswer:
-        """The pre-trade gate. Raises wire.BadInput when the request has no usable id."""
+        """The pre-trade gate. Raises json_codec.BadInput when the request has no usable id."""
         started = time.perf_counter()
         t = self.clock()
         future: pykka.Future[CheckAnswer] = pykka.ThreadingFuture()
-        request = wire.check(obj, t, future)
+        request = json_codec.check(obj, t, future)
         self.portfolio.tell(request)
         try:
             answer = future.get(timeout=self.gate_timeout_s)
@@ -329,7 +329,9 @@ class Daemon:
                 (Reason(ReasonCode.STALE_DATA),),
                 detail="the gate did not answer in time",
             )
-        if not self._journal(t, "check", {**wire.check_line(answer), "detail": answer.detail}):
+        if not self._journal(
+            t, "check", {**json_codec.check_line(answer), "detail": answer.detail}
+        ):
             answer = (
                 CheckAnswer(
                     t,

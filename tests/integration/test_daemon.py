@@ -21,8 +21,8 @@ from actors.messages import (
     SecType,
 )
 from supervisor.config import parse
-from supervisor.daemon import EXIT_RESTART_INTENSITY, Daemon
-from supervisor.store import Store
+from supervisor.core.daemon import EXIT_RESTART_INTENSITY, Daemon
+from supervisor.store.sqlite_store import Store
 
 STK = Contract("AAPL", SecType.STK)
 BUY = {"id": "buy", "legs": [{"symbol": "AAPL", "sec_type": "STK", "qty": 10, "price": 100.0}]}

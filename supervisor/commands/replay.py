@@ -17,14 +17,14 @@ from typing import Any, ClassVar, TextIO
 
 import pykka
 
-from actors.breaker import BreakerActor
+from actors.breaker_actor import BreakerActor
 from actors.messages import BreakerTransition, PositionClosed, StopEvent
-from actors.portfolio import PortfolioActor
-from actors.position import PositionActor
-from actors.recorder import Recorder
+from actors.portfolio_actor import PortfolioActor
+from actors.position_actor import PositionActor
+from actors.probe import Probe
 from actors.runtime import InlineDispatcher
 from actors.scheduler import VirtualScheduler
-from supervisor import wire
+from supervisor import json_codec
 from supervisor.config import Config
 
 
@@ -39,7 +39,7 @@ class Replay:
         self.scheduler = VirtualScheduler()
         d = self.dispatcher
         self._outbox: list[Any] = []  # the sink appends here, in this thread
-        self.sink = Recorder.start(dispatcher=d, into=self._outbox)
+        self.sink = Probe.start(dispatcher=d, into=self._outbox)
         self.breaker = BreakerActor.start(
             config.breaker, dispatcher=d, scheduler=self.scheduler, subscriber=self.sink
         )
@@ -62,7 +62,7 @@ class Replay:
                 continue
             try:
                 outputs = self.event(line)
-            except wire.BadInput as exc:
+            except json_codec.BadInput as exc:
                 self.bad_lines += 1
                 err.write(f"line {n}: {exc}\n")
                 continue
@@ -74,16 +74,16 @@ class Replay:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise wire.BadInput(f"not JSON: {exc.msg} at column {exc.colno}") from None
+            raise json_codec.BadInput(f"not JSON: {exc.msg} at column {exc.colno}") from None
         if not isinstance(obj, dict):
-            raise wire.BadInput("not a JSON object")
-        t = wire.event_time(obj)
+            raise json_codec.BadInput("not a JSON object")
+        t = json_codec.event_time(obj)
         if t < self.last_t:
-            raise wire.BadInput(f"t {t!r} goes back in time (last event at {self.last_t!r})")
+            raise json_codec.BadInput(f"t {t!r} goes back in time (last event at {self.last_t!r})")
         kind = obj.get("type")
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            raise wire.BadInput(
+            raise json_codec.BadInput(
                 f"type must be one of {', '.join(sorted(self._handlers))}, got {kind!r}"
             )
         message = handler.parse(obj, t)  # parse fully before time moves: a bad line changes nothing
@@ -100,9 +100,9 @@ class Replay:
         taken, self._outbox[:] = list(self._outbox), []
         for m in taken:
             if isinstance(m, StopEvent):
-                lines.append(wire.stop_line(m))
+                lines.append(json_codec.stop_line(m))
             elif isinstance(m, BreakerTransition):
-                lines.append(wire.breaker_line(m))
+                lines.append(json_codec.breaker_line(m))
         return lines
 
     # ------------------------------------------------------------- per type
@@ -144,7 +144,7 @@ class Replay:
         self.portfolio.tell(
             type(request)(request.t, request.id, request.legs, future, request.invalid)
         )
-        return [wire.check_line(future.get(timeout=5))]
+        return [json_codec.check_line(future.get(timeout=5))]
 
     class _Handler:
         def __init__(
@@ -156,16 +156,17 @@ class Replay:
             self.deliver = deliver
 
     _handlers: ClassVar[dict[str, _Handler]] = {
-        "position": _Handler(wire.position, lambda r, m: r._position(m)),
-        "quote": _Handler(wire.quote, lambda r, m: r._to_position(m)),
+        "position": _Handler(json_codec.position, lambda r, m: r._position(m)),
+        "quote": _Handler(json_codec.quote, lambda r, m: r._to_position(m)),
         "close": _Handler(
-            lambda o, t: PositionClosed(t, wire._string(o, "id")), lambda r, m: r._to_position(m)
+            lambda o, t: PositionClosed(t, json_codec._string(o, "id")),
+            lambda r, m: r._to_position(m),
         ),
-        "account": _Handler(wire.account, lambda r, m: r._to("portfolio")(m)),
-        "failure": _Handler(wire.failure, lambda r, m: r._to("breaker")(m)),
-        "success": _Handler(wire.success, lambda r, m: r._to("breaker")(m)),
-        "admin": _Handler(wire.admin, lambda r, m: r._to("breaker")(m)),
-        "check": _Handler(wire.check, lambda r, m: r._check(m)),
+        "account": _Handler(json_codec.account, lambda r, m: r._to("portfolio")(m)),
+        "failure": _Handler(json_codec.failure, lambda r, m: r._to("breaker")(m)),
+        "success": _Handler(json_codec.success, lambda r, m: r._to("breaker")(m)),
+        "admin": _Handler(json_codec.admin, lambda r, m: r._to("breaker")(m)),
+        "check": _Handler(json_codec.check, lambda r, m: r._check(m)),
     }
 
 

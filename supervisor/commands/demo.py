@@ -45,10 +45,10 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from supervisor.commands.live_view import read_frame, render_rich, render_text
+from supervisor.commands.run import RunningDaemon, run_daemon
 from supervisor.config import Config, parse
-from supervisor.run import RunningDaemon, run_daemon
 from supervisor.simulator import SimPosition, SimulatorThread
-from supervisor.view import read_frame, render_rich, render_text
 
 __all__ = ["BOOK", "demo_config", "main"]
 

@@ -70,10 +70,10 @@ from actors.messages import (
     StopAction,
     StopEvent,
 )
+from supervisor.asyncio_thread import start_loop_thread
 from supervisor.config import IbConfig
-from supervisor.daemon import Daemon
-from supervisor.loop_thread import start_loop_thread
-from supervisor.store import StoreUnavailable
+from supervisor.core.daemon import Daemon
+from supervisor.store.sqlite_store import StoreUnavailable
 
 __all__ = [
     "ERROR_CLASSES",

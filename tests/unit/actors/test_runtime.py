@@ -75,7 +75,7 @@ KINDS = ["pool", "inline"]
 # --------------------------------------------------------------------------- actors
 
 
-class Recorder(PooledActor):
+class Probe(PooledActor):
     """Records what it receives; a few control messages for the tests."""
 
     def __init__(self, *, dispatcher: Any, log: list[Any] | None = None, name: str = "") -> None:
@@ -135,7 +135,7 @@ class Quote:
     low: float | None = None
 
 
-class Prioritised(Recorder):
+class Prioritised(Probe):
     def is_priority(self, message: Any) -> bool:
         return isinstance(message, Urgent)
 
@@ -195,7 +195,7 @@ def drop_blocks(items: list[Any]) -> list[Any]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_fifo_order_per_actor(h: Harness, kind: str) -> None:
     d = h.make(kind)
-    refs = [Recorder.start(dispatcher=d) for _ in range(5)]
+    refs = [Probe.start(dispatcher=d) for _ in range(5)]
     for i in range(300):
         for r in refs:
             r.tell(i)
@@ -206,7 +206,7 @@ def test_fifo_order_per_actor(h: Harness, kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_ask_tell_and_proxy(h: Harness, kind: str) -> None:
     d = h.make(kind)
-    ref = Recorder.start(dispatcher=d)
+    ref = Probe.start(dispatcher=d)
     ref.tell("a")
     assert ref.ask("b", timeout=WAIT) == ("ack", "b")
     fut = ref.ask("c", block=False)
@@ -224,12 +224,12 @@ def test_ask_tell_and_proxy(h: Harness, kind: str) -> None:
 
 def test_inline_ask_is_already_resolved(h: Harness) -> None:
     d = h.inline()
-    ref = Recorder.start(dispatcher=d)
+    ref = Probe.start(dispatcher=d)
     fut = ref.ask("x", block=False)
     assert fut.get(timeout=0) == ("ack", "x")
 
 
-class Early(Recorder):
+class Early(Probe):
     """Hands its ref out from __init__, before pykka has even registered it."""
 
     def __init__(self, *, dispatcher: Any, gate: threading.Event) -> None:
@@ -257,7 +257,7 @@ def test_on_start_runs_before_any_message(h: Harness, kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_stop_processes_queued_mail_then_on_stop_then_dead(h: Harness, kind: str) -> None:
     d = h.make(kind)
-    ref = Recorder.start(dispatcher=d)
+    ref = Probe.start(dispatcher=d)
     actor = ref._actor_weakref()
     assert actor is not None
     for i in range(50):
@@ -276,7 +276,7 @@ def test_stop_processes_queued_mail_then_on_stop_then_dead(h: Harness, kind: str
 
 def test_asks_queued_behind_stop_fail_with_actor_dead(h: Harness) -> None:
     d = h.pool()
-    ref = Recorder.start(dispatcher=d)
+    ref = Probe.start(dispatcher=d)
     b = blocker()
     ref.tell(b)
     assert b.entered.wait(WAIT)
@@ -291,7 +291,7 @@ def test_asks_queued_behind_stop_fail_with_actor_dead(h: Harness) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_ask_exception_goes_to_caller_and_actor_lives(h: Harness, kind: str) -> None:
     d = h.make(kind)
-    ref = Recorder.start(dispatcher=d)
+    ref = Probe.start(dispatcher=d)
     with pytest.raises(ValueError, match="boom"):
         ref.ask("boom", timeout=WAIT)
     assert ref.is_alive()
@@ -302,7 +302,7 @@ def test_ask_exception_goes_to_caller_and_actor_lives(h: Harness, kind: str) -> 
 @pytest.mark.parametrize("kind", KINDS)
 def test_told_exception_kills_actor_and_calls_back(h: Harness, kind: str) -> None:
     d = h.make(kind)
-    ref = Recorder.start(dispatcher=d)
+    ref = Probe.start(dispatcher=d)
     actor = ref._actor_weakref()
     assert actor is not None
     ref.tell(1)
@@ -323,7 +323,7 @@ def test_told_exception_kills_actor_and_calls_back(h: Harness, kind: str) -> Non
             pending.get(timeout=WAIT)
 
 
-class BadStart(Recorder):
+class BadStart(Probe):
     def on_start(self) -> None:
         raise RuntimeError("no start")
 
@@ -340,7 +340,7 @@ def test_on_start_failure_is_reported(h: Harness, kind: str) -> None:
         ref.tell("x")
 
 
-class Interrupting(Recorder):
+class Interrupting(Probe):
     def on_receive(self, message: Any) -> Any:
         if message == "interrupt":
             raise KeyboardInterrupt
@@ -349,14 +349,14 @@ class Interrupting(Recorder):
 
 def test_inline_base_exception_stops_all_and_propagates(h: Harness) -> None:
     d = h.inline()
-    bystander = Recorder.start(dispatcher=d)
+    bystander = Probe.start(dispatcher=d)
     ref = Interrupting.start(dispatcher=d)
     with pytest.raises(KeyboardInterrupt):
         ref.tell("interrupt")
     assert not ref.is_alive()
     assert [type(e) for _, e in h.failures] == [KeyboardInterrupt]
     # pykka asks every actor to stop; the inline stops run at the next drain.
-    Recorder.start(dispatcher=d).stop(timeout=WAIT)
+    Probe.start(dispatcher=d).stop(timeout=WAIT)
     assert not bystander.is_alive()
 
 
@@ -365,7 +365,7 @@ def test_pool_worker_survives_base_exception(h: Harness) -> None:
     ref = Interrupting.start(dispatcher=d)
     ref.tell("interrupt")
     assert h.failed.wait(WAIT)
-    fresh = Recorder.start(dispatcher=d)
+    fresh = Probe.start(dispatcher=d)
     assert fresh.ask("alive?", timeout=WAIT) == ("ack", "alive?")
 
 
@@ -403,8 +403,8 @@ def test_priority_overtakes_other_actors_in_the_run_queue(h: Harness) -> None:
     """A pre-trade check must not wait behind a sweep of quotes to other actors."""
     d = h.pool(threads=1)
     log: list[Any] = []
-    gate = Recorder.start(dispatcher=d, log=log, name="gate")
-    others = [Recorder.start(dispatcher=d, log=log, name=f"o{i}") for i in range(50)]
+    gate = Probe.start(dispatcher=d, log=log, name="gate")
+    others = [Probe.start(dispatcher=d, log=log, name=f"o{i}") for i in range(50)]
     target = Prioritised.start(dispatcher=d, log=log, name="target")
     for r in others:
         r.ask("warm", timeout=WAIT)
@@ -473,7 +473,7 @@ def test_coalescing_after_the_slot_was_taken_queues_a_new_one(h: Harness) -> Non
     assert d.coalesced == 0
 
 
-class Limited(Recorder):
+class Limited(Probe):
     max_mailbox = 3
 
 
@@ -684,13 +684,13 @@ def test_inline_dispatcher_is_deterministic() -> None:
 
 def test_shutdown_stops_remaining_actors(h: Harness) -> None:
     d = h.pool()
-    refs = [Recorder.start(dispatcher=d) for _ in range(10)]
+    refs = [Probe.start(dispatcher=d) for _ in range(10)]
     for r in refs:
         r.tell("x")
     d.shutdown(timeout=WAIT)
     assert all(not r.is_alive() for r in refs)
     with pytest.raises(RuntimeError):
-        Recorder.start(dispatcher=d)
+        Probe.start(dispatcher=d)
     assert all(not t.is_alive() for t in threading.enumerate() if t.name.startswith("test-"))
 
 
@@ -710,8 +710,8 @@ def test_failure_callback_error_does_not_kill_the_worker(h: Harness) -> None:
         raise RuntimeError("supervisor bug")
 
     d.on_failure = bad_callback
-    Recorder.start(dispatcher=d).tell("boom")
-    fresh = Recorder.start(dispatcher=d)
+    Probe.start(dispatcher=d).tell("boom")
+    fresh = Probe.start(dispatcher=d)
     assert fresh.ask("ok", timeout=WAIT) == ("ack", "ok")
     assert len(calls) == 1
 
@@ -727,7 +727,7 @@ def _wait_until(cond: Callable[[], bool]) -> bool:
 
 def test_actor_can_stop_itself_and_list_messages_arrive_intact(h: Harness) -> None:
     d = h.pool()
-    ref = Recorder.start(dispatcher=d)
+    ref = Probe.start(dispatcher=d)
     ref.tell([1, 2])  # a list is also the mailbox's slot type: must arrive as a list
     assert seen(ref) == [[1, 2]]
     actor = ref._actor_weakref()
@@ -830,7 +830,7 @@ class _SneakyFlag:
 
 def test_no_lost_wakeup_when_mail_arrives_while_going_idle() -> None:
     d = Manual()
-    ref = Recorder.start(dispatcher=d)
+    ref = Probe.start(dispatcher=d)
     actor = ref._actor_weakref()
     assert actor is not None
     d.pump()  # on_start; the actor goes idle

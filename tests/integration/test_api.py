@@ -26,12 +26,12 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
 from actors.messages import Contract, FailureKind, Leg, PositionUpdate, Quote, SecType
-from supervisor.api import ServedApi, check_bind, create_app, serve, token_from_env
+from supervisor.api.app import ServedApi, check_bind, create_app, serve, token_from_env
 from supervisor.client import RiskClient, RiskClientError
+from supervisor.commands.status import run_status
 from supervisor.config import ApiConfig, Listen, parse
-from supervisor.daemon import Daemon
-from supervisor.status import run_status
-from supervisor.store import Store
+from supervisor.core.daemon import Daemon
+from supervisor.store.sqlite_store import Store
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 try:
     import actors.pricing  # noqa: F401
 except ModuleNotFoundError:  # the package is not installed: run from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from vollib.black_scholes_merton import black_scholes_merton as vl_price
 from vollib.black_scholes_merton.greeks import analytical as vl_greeks

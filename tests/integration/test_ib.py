@@ -33,9 +33,10 @@ from actors.messages import (
     StopEvent,
 )
 from actors.pricing import bsm, year_fraction
+from supervisor.commands.run import EXIT_CONFIG, RunningDaemon, run_daemon
 from supervisor.config import ApiConfig, Config, IbConfig, Listen, MetricsConfig, StoreConfig
-from supervisor.daemon import Daemon
-from supervisor.ib import (
+from supervisor.core.daemon import Daemon
+from supervisor.ib.adapter import (
     ERROR_CLASSES,
     IbAdapter,
     backoff_delay,
@@ -45,9 +46,8 @@ from supervisor.ib import (
     exit_order_ref,
     ib_price,
 )
-from supervisor.run import EXIT_CONFIG, RunningDaemon, run_daemon
 from supervisor.simulator import SimPosition, SimulatorThread
-from supervisor.store import Store
+from supervisor.store.sqlite_store import Store
 
 EXPIRY = (dt.date.today() + dt.timedelta(days=60)).isoformat()
 STOCK_ID = 1001

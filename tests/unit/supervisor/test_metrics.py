@@ -35,7 +35,8 @@ from actors.messages import (
     TransitionCause,
     TransitionReason,
 )
-from supervisor.metrics import Metrics, package_version
+from supervisor.metrics import Metrics
+from supervisor.version import package_version
 
 P = "risk_supervisor_"
 

@@ -3,10 +3,10 @@
 The trader asks the pre-trade gate here and reports failures and successes to
 the circuit breaker; operators read the state and the journal and force the
 breaker open or reset it. Every endpoint is a thin shell over the
-:class:`~supervisor.daemon.Daemon` facade, so the API decides nothing itself:
+:class:`~supervisor.core.daemon.Daemon` facade, so the API decides nothing itself:
 
 * ``POST /v1/checks`` hands the request body, as parsed JSON, to
-  ``Daemon.check``, which parses it with the same ``supervisor.wire`` parser as
+  ``Daemon.check``, which parses it with the same ``supervisor.json_codec`` parser as
   ``replay``. A check posted here and a check line in a replay file therefore
   mean exactly the same thing. A malformed *order* (no legs, quantity 0, a
   missing option field) is the gate's business and is answered 200 with
@@ -64,11 +64,11 @@ from actors.messages import (
     SecType,
     StopSnapshot,
 )
-from supervisor import wire
+from supervisor import json_codec
 from supervisor.config import ApiConfig, Listen
-from supervisor.daemon import Daemon
-from supervisor.metrics import package_version
-from supervisor.store import JOURNAL_KINDS, StoreUnavailable
+from supervisor.core.daemon import Daemon
+from supervisor.store.sqlite_store import JOURNAL_KINDS, StoreUnavailable
+from supervisor.version import package_version
 
 __all__ = [
     "ServedApi",
@@ -313,7 +313,7 @@ class JournalRowOut(BaseModel):
 
 
 class JournalKind(StrEnum):
-    """The journal kinds a ``type`` filter may name (``supervisor.store.JOURNAL_KINDS``)."""
+    """The journal kinds a ``type`` filter may name (``sqlite_store.JOURNAL_KINDS``)."""
 
     STOP = "stop"
     BREAKER = "breaker"
@@ -542,7 +542,7 @@ async def _body(request: Request, *, required: bool) -> dict[str, Any]:
 
 
 def _check_out(answer: CheckAnswer) -> dict[str, Any]:
-    out = wire.check_line(answer)
+    out = json_codec.check_line(answer)
     del out["type"]
     out["risk_reducing"] = answer.risk_reducing
     out["breaker_state"] = None if answer.breaker_state is None else answer.breaker_state.value
@@ -553,7 +553,7 @@ def _check_out(answer: CheckAnswer) -> dict[str, Any]:
 def _stop_out(s: StopSnapshot) -> dict[str, Any]:
     return {
         "id": s.id,
-        **wire.contract_fields(s.contract),
+        **json_codec.contract_fields(s.contract),
         "qty": s.qty,
         "entry_price": s.entry_price,
         "active": s.active,
@@ -685,7 +685,7 @@ def create_app(daemon: Daemon, *, token: str | None) -> FastAPI:
         Always 200 with the gate's answer once the body is a JSON object with
         a string id; a malformed order is denied with ``invalid_order``. The
         answer is journaled before it is returned. The body is parsed by
-        ``supervisor.wire`` (as in replay), not by FastAPI.
+        ``supervisor.json_codec`` (as in replay), not by FastAPI.
         """
         obj = await _body(request, required=True)
         ident = obj.get("id")
@@ -693,7 +693,7 @@ def create_app(daemon: Daemon, *, token: str | None) -> FastAPI:
             raise Problem(422, f"id: required, a non-empty string; got {_json_type(ident)}")
         try:
             answer = await run_in_threadpool(daemon.check, obj)
-        except wire.BadInput as exc:
+        except json_codec.BadInput as exc:
             raise Problem(422, str(exc)) from None
         return SafeJSONResponse(_check_out(answer))
 
@@ -710,8 +710,8 @@ def create_app(daemon: Daemon, *, token: str | None) -> FastAPI:
         """Report a systemic failure to the circuit breaker (counted asynchronously)."""
         obj = await _body(request, required=True)
         try:
-            f = wire.failure(obj, daemon.clock())
-        except wire.BadInput as exc:
+            f = json_codec.failure(obj, daemon.clock())
+        except json_codec.BadInput as exc:
             raise Problem(422, str(exc)) from None
         daemon.failure(f.kind, f.code, f.detail)
         return SafeJSONResponse({"accepted": True}, status_code=202)
@@ -729,8 +729,8 @@ def create_app(daemon: Daemon, *, token: str | None) -> FastAPI:
         """Report a success (what closes a half-open breaker)."""
         obj = await _body(request, required=False)
         try:
-            s = wire.success(obj, daemon.clock())
-        except wire.BadInput as exc:
+            s = json_codec.success(obj, daemon.clock())
+        except json_codec.BadInput as exc:
             raise Problem(422, str(exc)) from None
         daemon.success(s.detail)
         return SafeJSONResponse({"accepted": True}, status_code=202)

@@ -108,6 +108,6 @@ def test_load_reports_unreadable_and_invalid_toml(tmp_path: Path) -> None:
 
 
 def test_shipped_configs_are_valid() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]
     for path in [*root.glob("examples/*.toml")]:
         load(path)

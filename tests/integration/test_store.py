@@ -44,16 +44,16 @@ from actors.messages import (
     StopEvent,
     StopSnapshot,
 )
-from supervisor.journal import (
+from supervisor.commands.journal_table import (
     COLUMNS,
     journal_frame,
     run_journal_command,
     summarize,
     write,
 )
-from supervisor.store import JournalRow, Store, StoreUnavailable
+from supervisor.store.sqlite_store import JournalRow, Store, StoreUnavailable
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 SPY = Contract("SPY", SecType.STK)
 SPY_PUT = Contract("SPY", SecType.OPT, Right.PUT, 450.0, "2025-06-20", 100.0)
@@ -344,7 +344,7 @@ def test_claim_exit_once_across_two_stores_and_many_threads(db: Path) -> None:
 _CHILD = r"""
 import sys
 from actors.messages import Contract, SecType, StopSnapshot
-from supervisor.store import Store
+from supervisor.store.sqlite_store import Store
 
 def snap_for(i):
     pid = f"p{i % 3}"
@@ -478,7 +478,7 @@ def test_store_going_read_only_while_running_recovers(store: Store) -> None:
 _RO_CHILD = r"""
 import json, sys
 from actors.messages import Contract, SecType, StopSnapshot
-from supervisor.store import Store, StoreUnavailable
+from supervisor.store.sqlite_store import Store, StoreUnavailable
 path = sys.argv[1]
 try:
     open(path, "r+b").close()

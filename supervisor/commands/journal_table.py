@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from supervisor.store import JournalRow, Store, StoreUnavailable, encode_payload
+from supervisor.store.sqlite_store import JournalRow, Store, StoreUnavailable, encode_payload
 
 __all__ = [
     "COLUMNS",

@@ -14,7 +14,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.breaker import BreakerActor, BreakerView
+from actors.breaker_actor import BreakerActor, BreakerView
 from actors.circuit_breaker import BreakerParams
 from actors.limits import GateParams, LimitParams
 from actors.messages import (
@@ -49,10 +49,10 @@ from actors.messages import (
     SystemHalt,
     TransitionReason,
 )
-from actors.portfolio import PortfolioActor
+from actors.portfolio_actor import PortfolioActor
 from actors.portfolio_view import PortfolioView
-from actors.position import PositionActor, trigger_id
-from actors.recorder import Recorder
+from actors.position_actor import PositionActor, trigger_id
+from actors.probe import Probe
 from actors.runtime import InlineDispatcher, PoolDispatcher, PooledActor
 from actors.scheduler import VirtualScheduler
 from actors.trailing_stop import StopParams
@@ -70,7 +70,7 @@ def inline() -> Iterator[InlineDispatcher]:
 
 def probe(d: Any) -> tuple[pykka.ActorRef[Any], list[Any]]:
     seen: list[Any] = []
-    return Recorder.start(dispatcher=d, into=seen), seen
+    return Probe.start(dispatcher=d, into=seen), seen
 
 
 def of(kind: type, seen: list[Any]) -> list[Any]:

@@ -32,9 +32,9 @@ from actors.messages import (
     Success,
 )
 from actors.runtime import Dispatcher, PooledActor
-from supervisor import wire
+from supervisor import json_codec
 from supervisor.metrics import Metrics
-from supervisor.store import Store, StoreUnavailable
+from supervisor.store.sqlite_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class EventHub(PooledActor):
                 with self.memory.lock:
                     self.memory.breaker = message.snapshot
             self._journal(
-                message.t, "breaker", wire.breaker_line(message), breaker=message.snapshot
+                message.t, "breaker", json_codec.breaker_line(message), breaker=message.snapshot
             )
             self.metrics.breaker_transition(message)
             if self.on_transition is not None:
@@ -137,7 +137,7 @@ class EventHub(PooledActor):
         if e.snapshot is not None:
             with self.memory.lock:
                 self.memory.stops[e.id] = e.snapshot
-        payload = {**wire.stop_line(e), "trigger_id": e.trigger_id}
+        payload = {**json_codec.stop_line(e), "trigger_id": e.trigger_id}
         durable = self._journal(e.t, "stop", payload, e.id, stop=e.snapshot)
         self.metrics.stop_event(e)
         if e.action is StopAction.TRIGGER and self.on_trigger is not None:
@@ -224,7 +224,7 @@ class EventHub(PooledActor):
 def _position_payload(u: PositionUpdate) -> dict[str, Any]:
     return {
         "id": u.id,
-        **wire.contract_fields(u.contract),
+        **json_codec.contract_fields(u.contract),
         "qty": u.qty,
         "entry_price": u.entry_price,
     }

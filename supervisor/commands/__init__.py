@@ -1,0 +1,1 @@
+"""The command-line commands: run, demo, replay, status, journal, check-config."""

@@ -1,0 +1,1 @@
+"""The daemon's core: actors wired, supervised, journaled; the one facade."""

@@ -1,0 +1,1 @@
+"""The SQLite store: journal, stop and breaker state, exit claims."""
