@@ -78,6 +78,14 @@ class FailureKind(_Described):
     MARGIN = ("margin", "a margin or buying-power problem")
     SLIPPAGE = ("slippage", "a fill far from the expected price")
     OTHER = ("other", "any other systemic failure")
+    # Raised by the supervisor itself, never accepted from outside (DESIGN §4.2, §4.3).
+    STOP_GUARD = ("stop_guard", "too many trailing stops triggered within the guard window")
+    LOSS_LIMIT = ("loss_limit", "the daily loss or drawdown limit was reached")
+
+    @property
+    def internal(self) -> bool:
+        """Kinds only the supervisor raises: a failure line or POST may not name them."""
+        return self in (FailureKind.STOP_GUARD, FailureKind.LOSS_LIMIT)
 
 
 class TransitionReason(_Described):
@@ -92,26 +100,52 @@ class TransitionReason(_Described):
     OPERATOR_FORCE_OPEN = ("operator_force_open", "an operator forced the breaker open")
     OPERATOR_RESET = ("operator_reset", "an operator reset the breaker")
     STORE_UNAVAILABLE = ("store_unavailable", "the state store cannot be written")
+    KILL = ("kill", "the kill switch was used")
+    HEARTBEAT_LOST = ("heartbeat_lost", "the trader stopped sending heartbeats")
     RESTORED = ("restored", "state restored after a restart")
 
 
 class AdminAction(_Described):
     FORCE_OPEN = ("force_open", "force the breaker open until reset")
     RESET = ("reset", "close the breaker and clear its history")
+    KILL = ("kill", "the kill switch: halt, and in the daemon cancel or flatten")
+
+
+class KillMode(_Described):
+    HALT = ("halt", "open the breaker, sticky: no new entries until an operator resets it")
+    CANCEL = ("cancel", "halt, then cancel every open order of the account")
+    FLATTEN = ("flatten", "cancel, then close every open position with a limit order")
 
 
 class ReasonCode(_Described):
     """Why a check was denied. Declaration order is the order reasons are listed in."""
 
+    # Portfolio limits (DESIGN §4 table, §4.1)
     MAX_PORTFOLIO_DELTA = ("max_portfolio_delta", "portfolio delta (share-equivalents)")
     MAX_PORTFOLIO_DOLLAR_DELTA = ("max_portfolio_dollar_delta", "portfolio dollar delta ($)")
     MAX_PORTFOLIO_GAMMA = ("max_portfolio_gamma", "portfolio gamma")
     MAX_PORTFOLIO_VEGA = ("max_portfolio_vega", "portfolio vega ($ per vol point)")
     MAX_PORTFOLIO_THETA = ("max_portfolio_theta", "portfolio theta ($ per day)")
     MAX_PER_SYMBOL_DELTA = ("max_per_symbol_delta", "delta of one underlying")
+    MAX_BETA_WEIGHTED_DELTA = (
+        "max_beta_weighted_delta",
+        "beta-weighted dollar delta, in shares of the index",
+    )
     MAX_SINGLE_POSITION_PCT = ("max_single_position_pct", "one position's notional, % of NLV")
     MAX_CORRELATED_PCT = ("max_correlated_pct", "a correlated group's notional, % of NLV")
     MAX_STRESS_LOSS = ("max_stress_loss", "worst loss over the stress grid ($)")
+    # Order controls (DESIGN §4.2 table)
+    MAX_LEG_CONTRACTS = ("max_leg_contracts", "an option leg's size, contracts")
+    MAX_LEG_SHARES = ("max_leg_shares", "a stock leg's size, shares")
+    MAX_ORDER_NOTIONAL = ("max_order_notional", "the order's notional ($)")
+    MAX_ORDER_PREMIUM = ("max_order_premium", "the order's option premium ($)")
+    PRICE_COLLAR_PCT = ("price_collar_pct", "a leg's price is outside the collar around the quote")
+    ORDER_RATE = ("order_rate", "too many orders allowed within the order window")
+    DUPLICATE_ORDER = ("duplicate_order", "the same order was allowed within the duplicate window")
+    COOLDOWN = ("cooldown", "a stop on this underlying triggered too recently")
+    # Margin (DESIGN §4.4)
+    MAX_INIT_MARGIN_PCT = ("max_init_margin_pct", "initial margin after the order, % of NLV")
+    MIN_EXCESS_LIQUIDITY = ("min_excess_liquidity", "excess liquidity after the order ($)")
     STALE_DATA = ("stale_data", "data the decision needs is missing or too old")
     BREAKER_OPEN = ("breaker_open", "the circuit breaker is open")
     BREAKER_HALF_OPEN_BUSY = ("breaker_half_open_busy", "no half-open trial permit left")
@@ -119,10 +153,42 @@ class ReasonCode(_Described):
 
     @property
     def is_limit(self) -> bool:
-        return str(self.value).startswith("max_")
+        """A portfolio limit: judged on the portfolio after the order."""
+        return self in LIMIT_CODES
+
+    @property
+    def is_control(self) -> bool:
+        """An order control: judged on the order itself, in every state."""
+        return self in CONTROL_CODES
+
+    @property
+    def is_margin(self) -> bool:
+        return self in MARGIN_CODES
 
 
-LIMIT_CODES: tuple[ReasonCode, ...] = tuple(c for c in ReasonCode if c.is_limit)
+_R = ReasonCode
+LIMIT_CODES: tuple[ReasonCode, ...] = (
+    _R.MAX_PORTFOLIO_DELTA,
+    _R.MAX_PORTFOLIO_DOLLAR_DELTA,
+    _R.MAX_PORTFOLIO_GAMMA,
+    _R.MAX_PORTFOLIO_VEGA,
+    _R.MAX_PORTFOLIO_THETA,
+    _R.MAX_PER_SYMBOL_DELTA,
+    _R.MAX_BETA_WEIGHTED_DELTA,
+    _R.MAX_SINGLE_POSITION_PCT,
+    _R.MAX_CORRELATED_PCT,
+    _R.MAX_STRESS_LOSS,
+)
+CONTROL_CODES: tuple[ReasonCode, ...] = (
+    _R.MAX_LEG_CONTRACTS,
+    _R.MAX_LEG_SHARES,
+    _R.MAX_ORDER_NOTIONAL,
+    _R.MAX_ORDER_PREMIUM,
+    _R.PRICE_COLLAR_PCT,
+    _R.ORDER_RATE,
+    _R.DUPLICATE_ORDER,
+)
+MARGIN_CODES: tuple[ReasonCode, ...] = (_R.MAX_INIT_MARGIN_PCT, _R.MIN_EXCESS_LIQUIDITY)
 
 
 # ------------------------------------------------------------------ value types

@@ -40,7 +40,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any, Final, Self
 
 import pykka
@@ -67,7 +66,8 @@ from actors.messages import (
 from supervisor import json_codec
 from supervisor.config import ApiConfig, Listen
 from supervisor.core.daemon import Daemon
-from supervisor.store.sqlite_store import JOURNAL_KINDS, StoreUnavailable
+from supervisor.store.journal_kind import JournalKind
+from supervisor.store.sqlite_store import StoreUnavailable
 from supervisor.version import package_version
 
 __all__ = [
@@ -311,22 +311,6 @@ class JournalRowOut(BaseModel):
     position_id: str | None
     payload: dict[str, Any]
 
-
-class JournalKind(StrEnum):
-    """The journal kinds a ``type`` filter may name (``sqlite_store.JOURNAL_KINDS``)."""
-
-    STOP = "stop"
-    BREAKER = "breaker"
-    FAILURE = "failure"
-    SUCCESS = "success"
-    CHECK = "check"
-    ADMIN = "admin"
-    EXIT_ORDER = "exit_order"
-    POSITION = "position"
-    RESTART = "restart"
-
-
-assert {k.value for k in JournalKind} == set(JOURNAL_KINDS), "JournalKind out of date"
 
 # Request bodies are parsed by hand (see the module docstring); these schemas
 # document them, and let schemathesis generate requests.

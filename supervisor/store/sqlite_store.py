@@ -75,6 +75,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from actors.messages import Contract, Right, SecType, StopSnapshot
+from supervisor.store.journal_kind import JournalKind
 
 __all__ = [
     "JOURNAL_KINDS",
@@ -87,9 +88,7 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 1
 
-JOURNAL_KINDS: Final = frozenset(
-    {"stop", "breaker", "failure", "success", "check", "admin", "exit_order", "position", "restart"}
-)
+JOURNAL_KINDS: Final = frozenset(k.value for k in JournalKind)
 
 
 class StoreUnavailable(RuntimeError):
