@@ -486,3 +486,61 @@ class FailureRecorded:
 
     failure: Failure
     state: BreakerState
+
+
+# ------------------------------------------------------ this round's inputs
+
+
+@dataclass(frozen=True, slots=True)
+class MarketQuote:
+    """A quote of any contract (held or not): feeds only the collar and the index price.
+
+    Never a position's price, Greeks or stop (DESIGN §6 ``market``).
+    """
+
+    t: float
+    contract: Contract
+    bid: float | None
+    ask: float | None
+    last: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PnlUpdate:
+    """IB's account P&L (reqPnL). ``daily`` None: unset (DBL_MAX/NaN), missing data."""
+
+    t: float
+    daily: float | None
+    unrealized: float | None = None
+    realized: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """IB's what-if answer for a whole order; None fields are unset values (DESIGN §4.4)."""
+
+    init_margin_before: float | None = None
+    init_margin_after: float | None = None
+    maint_margin_before: float | None = None
+    maint_margin_after: float | None = None
+    equity_with_loan_before: float | None = None
+    equity_with_loan_after: float | None = None
+    error: str = ""  # why there is no answer (timeout, IB error); "" when IB answered
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The trader is alive (DESIGN §4.5); every check counts as one too."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """The kill switch: the breaker goes OPEN, sticky; the daemon cancels or flattens."""
+
+    t: float
+    mode: KillMode
+    operator: str = "operator"
+    cause: TransitionReason = TransitionReason.KILL
+    kill_id: str = ""
