@@ -174,6 +174,7 @@ def timeseries(
     threshold_steps: dash.ThresholdsConfig | None = None,
     thresholds_style: cm.GraphThresholdsStyleMode = cm.GraphThresholdsStyleMode.OFF,
     calcs: list[str] | None = None,
+    hide_zero_tooltips: bool = False,
 ) -> ts.Panel:
     """A time series: lines, or stacked bars for counts per interval."""
     panel = (
@@ -207,12 +208,11 @@ def timeseries(
             .placement(cm.LegendPlacement.BOTTOM)
             .calcs(calcs or [])
         )
-        .tooltip(
-            common.VizTooltipOptions()
-            .mode(cm.TooltipDisplayMode.MULTI)
-            .sort(cm.SortOrder.DESCENDING)
-        )
     )
+    tooltip = (
+        common.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING)
+    )
+    panel = panel.tooltip(tooltip.hide_zeros(True) if hide_zero_tooltips else tooltip)
     if bars:
         panel = panel.axis_soft_min(0)
     if decimals is not None:

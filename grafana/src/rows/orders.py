@@ -40,13 +40,17 @@ def row() -> Row:
                     [
                         target(
                             "sum by (reason) (rate(risk_supervisor_pretrade_rejections_total"
-                            f'{{{INST}, reason=~"{reasons}"}}[$__rate_interval])) > 0',
+                            f'{{{INST}, reason=~"{reasons}"}}[$__rate_interval]))',
                             "{{reason}}",
                         )
                     ],
                     w=12,
                     h=8,
                     unit="ops",
+                    # Every reason is pre-initialised, so the panel always has
+                    # data (0 for a control that refused nothing); the tooltip
+                    # lists only the reasons that did refuse something.
+                    hide_zero_tooltips=True,
                 ),
             ),
             Cell(
