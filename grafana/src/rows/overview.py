@@ -24,7 +24,6 @@ IB_EXPR = encoded_state("risk_supervisor_ib_connection_state", IB_STATES)
 
 def row() -> Row:
     """Breaker and IB state, open positions, armed stops, denials, version."""
-    blue = thresholds(("blue", None))
     return Row(
         "Overview",
         (
@@ -63,7 +62,7 @@ def row() -> Row:
                     ],
                     w=3,
                     h=4,
-                    threshold_steps=blue,
+                    threshold_steps=thresholds(("blue", None)),
                 ),
             ),
             Cell(
