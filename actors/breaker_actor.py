@@ -28,6 +28,7 @@ from actors.dead_man import DeadMan
 from actors.gate.admission import Admission, AllowedOrder
 from actors.gate.assessment import Admit
 from actors.gate.params import GateParams
+from actors.handle import Recipient
 from actors.messages import (
     Admin,
     AdminAction,
@@ -48,7 +49,6 @@ from actors.messages import (
     TransitionReason,
     Triggered,
 )
-from actors.handle import Recipient
 from actors.runtime import Dispatcher, PooledActor
 from actors.scheduler import Scheduler
 from actors.stop_guard import StopGuard, StopGuardParams

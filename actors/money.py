@@ -89,18 +89,17 @@ class Money:
 
     def _event(self, t: float) -> LossBreach | None:
         estimate = self.estimate()
-        if self.nlv_from_ib and estimate is not None:
-            if self.high_water is None or estimate > self.high_water:
-                self.high_water = estimate
+        hw = self.high_water
+        if self.nlv_from_ib and estimate is not None and (hw is None or estimate > hw):
+            self.high_water = hw = estimate
         p = self.params
-        if p.max_daily_loss is not None and self.daily is not None:
-            if self.daily <= -p.max_daily_loss:
-                return self._breach(t, "max_daily_loss", estimate)
-        if p.max_drawdown_pct is not None and self.high_water is not None:
-            if estimate is not None and estimate <= self.high_water * (
-                1 - p.max_drawdown_pct / 100
-            ):
-                return self._breach(t, "max_drawdown_pct", estimate)
+        daily = self.daily
+        if p.max_daily_loss is not None and daily is not None and daily <= -p.max_daily_loss:
+            return self._breach(t, "max_daily_loss", estimate)
+        dd = p.max_drawdown_pct
+        floor = None if dd is None or hw is None else hw * (1 - dd / 100)
+        if floor is not None and estimate is not None and estimate <= floor:
+            return self._breach(t, "max_drawdown_pct", estimate)
         return None
 
     def _breach(self, t: float, rule: str, estimate: float | None) -> LossBreach:

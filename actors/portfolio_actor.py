@@ -23,14 +23,15 @@ from typing import Any
 from actors.book import Book
 from actors.gate.assessment import Admit, Assessor
 from actors.gate.params import GateParams
+from actors.handle import Recipient
 from actors.market_book import MarketBook
 from actors.messages import (
     AccountUpdate,
     CheckRequest,
     GetPortfolio,
     LossBreach,
-    MarketQuote,
     Mark,
+    MarketQuote,
     PnlUpdate,
     PositionClosed,
     PositionUpdate,
@@ -39,7 +40,6 @@ from actors.messages import (
 )
 from actors.money import Money
 from actors.portfolio_view import PortfolioView, view_of
-from actors.handle import Recipient
 from actors.runtime import Dispatcher, PooledActor
 
 

@@ -127,9 +127,9 @@ def view_of(
     for lim in limits:
         key = lim.code.value
         limit_values[key] = lim.limit
-        if lim.code is BetaWeightedDelta.code or lim.code.value == "max_stress_loss":
-            if t is None or problem is not None:
-                continue  # needs fresh data and event time: unknown now
+        needs_now = lim.code is BetaWeightedDelta.code or lim.code.value == "max_stress_loss"
+        if needs_now and (t is None or problem is not None):
+            continue  # needs fresh data and event time: unknown now
         usage = lim.usage(ctx)
         if usage is not None:
             used[key] = usage

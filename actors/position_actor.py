@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Hashable
 from typing import Any
 
+from actors.handle import Recipient
 from actors.messages import (
     GetStopState,
     LegQuote,
@@ -32,7 +33,6 @@ from actors.messages import (
     StopSnapshot,
     Triggered,
 )
-from actors.handle import Recipient
 from actors.runtime import Dispatcher, PooledActor
 from actors.trailing_stop import Decision, StopParams, TrailingStop, reference_price
 

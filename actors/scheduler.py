@@ -21,7 +21,7 @@ class Scheduler(Protocol):
 
 
 class VirtualScheduler:
-    """Timers on event time, fired in (due time, priority, scheduling order) by :meth:`advance_to`."""
+    """Timers on event time, fired by :meth:`advance_to` in (due, priority, scheduling) order."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, int, Any, Any]] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from actors.handle import Recipient
 from actors.messages import (
     ComboLeg,
     Contract,
@@ -28,7 +29,6 @@ from actors.messages import (
     StrategyEvent,
     Triggered,
 )
-from actors.handle import Recipient
 from actors.runtime import Dispatcher, PooledActor
 from actors.strategy_stop import StrategyNote, StrategyState, StrategyStop
 from actors.trailing_stop import Decision, StopParams

@@ -203,7 +203,7 @@ class Topology:
 
     # ----------------------------------------------------------- positions
 
-    def position(self, update: PositionUpdate, strategy: str | None | Any = KEEP) -> None:
+    def position(self, update: PositionUpdate, strategy: str | Any | None = KEEP) -> None:
         """A position opened, changed or closed (qty 0); ``strategy`` per DESIGN §3.1."""
         with self.lock:
             self.validate(update, strategy)
@@ -227,7 +227,7 @@ class Topology:
                 record = self.strategies[target]
                 record.handle.tell(LegChanged(update.t, pid, update.qty, update.entry_price))
 
-    def validate(self, update: PositionUpdate, strategy: str | None | Any = KEEP) -> None:
+    def validate(self, update: PositionUpdate, strategy: str | Any | None = KEEP) -> None:
         """Raise :class:`Refused` if this update breaks a rule; changes nothing."""
         pid = update.id
         if pid in self.strategies or pid in self.spent:
@@ -259,9 +259,7 @@ class Topology:
         self.leg_of[update.id] = sid
         handle.tell(SetLeg(update.t, sid, record.handle))
         record.handle.tell(
-            LegJoined(
-                update.t, update.id, update.contract, update.qty, update.entry_price, handle
-            )
+            LegJoined(update.t, update.id, update.contract, update.qty, update.entry_price, handle)
         )
 
     def _leave(self, t: float, pid: str) -> None:

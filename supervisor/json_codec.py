@@ -20,12 +20,6 @@ from actors.messages import (
     AccountUpdate,
     Admin,
     AdminAction,
-    Heartbeat,
-    Kill,
-    KillMode,
-    MarketQuote,
-    PnlUpdate,
-    WhatIf,
     BreakerTransition,
     CheckAnswer,
     CheckRequest,
@@ -33,13 +27,19 @@ from actors.messages import (
     Failure,
     FailureKind,
     Greeks,
+    Heartbeat,
+    Kill,
+    KillMode,
     Leg,
+    MarketQuote,
+    PnlUpdate,
     PositionUpdate,
     Quote,
     Right,
     SecType,
     StopEvent,
     Success,
+    WhatIf,
 )
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -156,7 +156,7 @@ class _Keep:
 KEEP_STRATEGY: Any = _Keep()
 
 
-def strategy_of(obj: Mapping[str, Any]) -> str | None | Any:
+def strategy_of(obj: Mapping[str, Any]) -> str | Any | None:
     """A position line's ``strategy``: an id, None (``null``: leave it) or KEEP_STRATEGY."""
     if "strategy" not in obj:
         return KEEP_STRATEGY

@@ -130,21 +130,12 @@ CONTROL_REASONS: Final[tuple[str, ...]] = (
 )
 
 #: The keys of the risk limits, the label values of ``limit_utilization_ratio``.
-LIMIT_KEYS: Final[tuple[str, ...]] = tuple(
-    dict.fromkeys((*(c.value for c in LIMIT_CODES), BETA_LIMIT_KEY))
-)
+LIMIT_KEYS: Final[tuple[str, ...]] = tuple(c.value for c in LIMIT_CODES)
 
-#: Every reason a check can be denied for: the limit keys, then this round's
-#: controls, then the other (non-limit) reason codes; each once.
-REJECTION_REASONS: Final[tuple[str, ...]] = tuple(
-    dict.fromkeys(
-        (
-            *(c.value for c in LIMIT_CODES),
-            *CONTROL_REASONS,
-            *(c.value for c in ReasonCode if not c.is_limit),
-        )
-    )
-)
+#: Every reason a check can be denied for, in the order an answer lists them
+#: (DESIGN §4): portfolio limits, order controls, cooldown, margin, then the
+#: data, breaker and malformed-order codes.
+REJECTION_REASONS: Final[tuple[str, ...]] = tuple(c.value for c in ReasonCode)
 
 #: How an operator (or the heartbeat watchdog) can kill trading: ``halt`` stops
 #: new entries, ``cancel`` also cancels working orders, ``flatten`` also closes

@@ -56,9 +56,7 @@ class Admission:
         controls += [r for c in self.controls if (r := c.judge(t, a.key)) is not None]
         margin: list[Reason] = []
         stale: list[StaleItem] = list(a.stale)
-        margin_judged = a.margin_needed and not (
-            a.limit_reasons or controls or a.cooldown or stale
-        )
+        margin_judged = a.margin_needed and not (a.limit_reasons or controls or a.cooldown or stale)
         if margin_judged:
             margin, missing = judge_margin(self.params.margin, whatif, a.nlv)
             stale.extend(missing)

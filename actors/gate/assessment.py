@@ -124,9 +124,7 @@ class Assessor:
             if age is None:
                 stale.append(StaleItem("no daily P&L yet", None, loss.max_pnl_age_s))
             elif age > loss.max_pnl_age_s:
-                stale.append(
-                    StaleItem(f"the daily P&L is {age:.3f}s old", age, loss.max_pnl_age_s)
-                )
+                stale.append(StaleItem(f"the daily P&L is {age:.3f}s old", age, loss.max_pnl_age_s))
         details.extend(s.detail for s in stale)
         return Assessment(
             t,

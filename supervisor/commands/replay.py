@@ -206,4 +206,3 @@ def run(
     if bad:
         err.write(f"{bad} bad line(s)\n")
     return 1 if bad else 0
-

@@ -100,18 +100,18 @@ class Gate:
     def check(self, request: CheckRequest) -> CheckAnswer:
         started = self._perf()
         answer = self._decide(request)
-        if self.journal is not None and not self.journal.verdict(request, answer):
-            if answer.allowed:
-                answer = CheckAnswer(
-                    answer.t,
-                    answer.id,
-                    False,
-                    (*answer.reasons, Reason(ReasonCode.BREAKER_OPEN)),
-                    answer.risk_reducing,
-                    BreakerState.OPEN,
-                    "the journal is unavailable",
-                    answer.whatif,
-                )
+        durable = self.journal is None or self.journal.verdict(request, answer)
+        if not durable and answer.allowed:
+            answer = CheckAnswer(
+                answer.t,
+                answer.id,
+                False,
+                (*answer.reasons, Reason(ReasonCode.BREAKER_OPEN)),
+                answer.risk_reducing,
+                BreakerState.OPEN,
+                "the journal is unavailable",
+                answer.whatif,
+            )
         if self.metrics is not None:
             self.metrics.check(answer, self._perf() - started)
         return answer

@@ -33,9 +33,7 @@ class PriceCollar:
                 continue
             age = ctx.t - quote.t
             if age > max_age:
-                ctx.stale.append(
-                    StaleItem(f"legs[{i}]: the quote is {age:.3f}s old", age, max_age)
-                )
+                ctx.stale.append(StaleItem(f"legs[{i}]: the quote is {age:.3f}s old", age, max_age))
                 continue
             price = leg.price
             if price is None or first is not None:
