@@ -143,6 +143,7 @@ def test_store_fault_halts_entries_keeps_stops_and_recovers(make: Callable[..., 
     d.quote(Quote(clock(), "A", 101.0, 101.1, 101.0))
     assert wait_for(lambda: stop_of(d, "A").triggered)
     d.store._conn.execute("PRAGMA query_only = OFF")
+
     def stop_rows() -> list[str]:
         return [r.kind for r in d.store.journal(kind="stop", limit=100)]
 

@@ -694,7 +694,7 @@ def test_the_new_series_are_declared_typed_and_state_their_unit() -> None:
 def test_rejection_reasons_are_every_reason_code_once_in_answer_order() -> None:
     from actors.messages import ReasonCode
 
-    assert REJECTION_REASONS == tuple(c.value for c in ReasonCode)
+    assert tuple(c.value for c in ReasonCode) == REJECTION_REASONS
     assert len(set(REJECTION_REASONS)) == len(REJECTION_REASONS)
     assert set(CONTROL_REASONS) <= set(REJECTION_REASONS)
     assert label_values(Metrics(), "pretrade_rejections_total", "reason") == list(REJECTION_REASONS)

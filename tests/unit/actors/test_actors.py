@@ -292,7 +292,9 @@ def _gate(
     reasons = (Reason(ReasonCode.MAX_PORTFOLIO_DELTA, 600.0, 500.0),) if denied else ()
     legs = (Leg("AAPL", SecType.STK, 1.0, 1.0),)
     future: pykka.Future[CheckAnswer] = pykka.ThreadingFuture()
-    ref.tell(Admit(Assessment(t, "c", legs, None, reasons, risk_reducing=risk_reducing), None, future))
+    ref.tell(
+        Admit(Assessment(t, "c", legs, None, reasons, risk_reducing=risk_reducing), None, future)
+    )
     return future.get(timeout=5)
 
 

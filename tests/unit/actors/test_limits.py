@@ -52,19 +52,19 @@ from actors.gate.assessment import Assessment, Assessor
 from actors.gate.params import GateParams, LimitParams
 from actors.gate.stale import stale_reason
 from actors.market_book import MarketBook
-from actors.money import Money
 from actors.messages import (
     BreakerState,
+    CheckAnswer,
     CheckRequest,
     Contract,
     Greeks,
     Leg,
-    CheckAnswer,
     Reason,
     ReasonCode,
     Right,
     SecType,
 )
+from actors.money import Money
 
 R = ReasonCode
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
