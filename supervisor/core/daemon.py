@@ -71,6 +71,7 @@ from actors.runtime import PoolDispatcher
 from actors.topology import Topology
 from supervisor import json_codec
 from supervisor.config import Config
+from supervisor.core.closing_orders import Held
 from supervisor.core.event_hub import EventHub, Memory, Tick
 from supervisor.core.facade import (
     BreakerStatus,
@@ -84,8 +85,10 @@ from supervisor.core.facade import (
     StrategyLegSpec,
     StrategyStatus,
 )
-from supervisor.core.gate import Gate, WhatIfSource
+from supervisor.core.gate import Gate
 from supervisor.core.journal_writer import JournalWriter, Row
+from supervisor.core.kill_switch import KillSwitch
+from supervisor.core.ports import BrokerPort
 from supervisor.core.supervision import RestartPolicy
 from supervisor.core.wall_clock_scheduler import ThreadScheduler
 from supervisor.metrics import Metrics
@@ -122,7 +125,7 @@ class Daemon:
         self.on_trigger: Callable[[StopEvent], None] | None = None
         self.on_transition: Callable[[BreakerTransition], None] | None = None
         self.on_kill: Callable[[Kill], None] | None = None
-        self.broker: WhatIfSource | None = None
+        self.broker: BrokerPort | None = None
         self.ib_status: Callable[[], str] | None = None
         self._lock = threading.RLock()
         self._by_urn: dict[str, Handle] = {}
@@ -134,6 +137,13 @@ class Daemon:
         self.io_dispatcher.on_failure = self._actor_failed
         self.scheduler = ThreadScheduler(clock)
         self.writer = JournalWriter(store, on_fault=self._store_fault)
+        self.kill_switch = KillSwitch(
+            writer=self.writer,
+            clock=clock,
+            broker=lambda: self.broker,
+            held=self._held,
+            slippage_pct=config.kill.flatten_slippage_pct,
+        )
         self._housekeeper: threading.Thread | None = None
 
     # ---------------------------------------------------------------- life
@@ -580,8 +590,24 @@ class Daemon:
             self.on_transition(tr)
 
     def _kill_fired(self, kill: Kill) -> None:
+        self.kill_switch.fired(kill)
         if self.on_kill is not None:
             self.on_kill(kill)
+
+    def _held(self) -> tuple[list[Held], list[tuple[str, list[str]]]]:
+        """Open positions with their quotes, and the strategies' legs (for a flatten)."""
+        view = self.portfolio_view()
+        held = []
+        for row in view.rows:
+            stop = self.memory.stops.get(str(row["id"]))
+            if stop is None:
+                continue
+            held.append(
+                Held(str(row["id"]), stop.contract, stop.qty, row["bid"], row["ask"], row["last"])
+            )
+        with self.topology.lock:
+            strategies = [(s.id, list(s.legs)) for s in self.topology.strategies.values()]
+        return held, strategies
 
     def _housekeeping(self) -> None:
         while not self.stopped.wait(self.housekeeping_s):
