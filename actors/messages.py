@@ -617,6 +617,15 @@ class LegJoined:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachLeg:
+    """After a restart: a restored strategy learns its leg's contract and actor again."""
+
+    id: str
+    contract: Contract | None
+    ref: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class LegChanged:
     t: float
     id: str

@@ -15,6 +15,7 @@ from typing import Any
 
 from actors.handle import Recipient
 from actors.messages import (
+    AttachLeg,
     ComboLeg,
     Contract,
     GetStrategyState,
@@ -98,6 +99,11 @@ class StrategyActor(PooledActor):
                 self.refs[message.id] = message.ref
             m = message.contract.multiplier if message.contract.is_option else 1.0
             self._note(message.t, st.join(message.id, message.qty, m, message.entry_price))
+        elif isinstance(message, AttachLeg):
+            if message.contract is not None:
+                self.contracts[message.id] = message.contract
+            if message.ref is not None:
+                self.refs[message.id] = message.ref
         elif isinstance(message, LegChanged):
             if message.id in st.legs:
                 self._note(message.t, st.change(message.id, message.qty, message.entry_price))

@@ -31,6 +31,8 @@ from actors.messages import (
     AccountUpdate,
     Admin,
     AdminAction,
+    AttachLeg,
+    Contract,
     Failure,
     GetStrategyState,
     Heartbeat,
@@ -129,6 +131,7 @@ class Topology:
         self.portfolio = Handle("portfolio", "portfolio")
         self.positions: dict[str, Handle] = {}
         self.symbol_of: dict[str, str] = {}
+        self.contract_of: dict[str, Contract] = {}
         self.leg_of: dict[str, str] = {}
         self.strategies: dict[str, StrategyRecord] = {}
         self.spent: set[str] = set()
@@ -184,6 +187,7 @@ class Topology:
             if handle is None:
                 handle = self.positions[update.id] = Handle("position", update.id)
             self.symbol_of[update.id] = update.contract.symbol
+            self.contract_of[update.id] = update.contract
         return self._spawned(handle, ref)
 
     def _spawn_strategy(self, sid: str, symbol: str, t: float) -> StrategyRecord:
@@ -203,8 +207,19 @@ class Topology:
 
     # ----------------------------------------------------------- positions
 
-    def position(self, update: PositionUpdate, strategy: str | Any | None = KEEP) -> None:
-        """A position opened, changed or closed (qty 0); ``strategy`` per DESIGN §3.1."""
+    def position(
+        self,
+        update: PositionUpdate,
+        strategy: str | Any | None = KEEP,
+        *,
+        restart_strategy: bool = True,
+    ) -> None:
+        """A position opened, changed or closed (qty 0); ``strategy`` per DESIGN §3.1.
+
+        ``restart_strategy=False``: a leg's new quantity that breaks its declared
+        ratio (the daemon reports it) does not restart the strategy's stop,
+        which keeps its last valid state.
+        """
         with self.lock:
             self.validate(update, strategy)
             pid = update.id
@@ -223,7 +238,7 @@ class Topology:
                 self._leave(update.t, pid)
             if target is not None and target != current:
                 self._join(update, target, handle)
-            elif target is not None:
+            elif target is not None and restart_strategy:
                 record = self.strategies[target]
                 record.handle.tell(LegChanged(update.t, pid, update.qty, update.entry_price))
 
@@ -281,6 +296,38 @@ class Topology:
             del self.strategies[sid]
             self.spent.add(sid)
 
+    def restore_strategy(
+        self, sid: str, symbol: str, created_t: float, snapshot: dict[str, Any]
+    ) -> None:
+        """After a restart: the strategy's actor with its saved stop, its legs re-attached.
+
+        The legs' position actors must already be spawned (restored with
+        ``strategy`` in their snapshot).
+        """
+        with self.lock:
+            handle = Handle("strategy", sid)
+            ref = StrategyActor.start(
+                sid,
+                symbol,
+                self.params.stop_params(symbol),
+                created_t,
+                dispatcher=self.dispatcher,
+                portfolio=self.portfolio,
+                subscriber=self.sink,
+                restored=snapshot,
+            )
+            record = StrategyRecord(sid, symbol, self._spawned(handle, ref), created_t)
+            self.strategies[sid] = record
+            for leg in snapshot.get("legs", []):
+                pid = str(leg["id"])
+                position = self.positions.get(pid)
+                if position is None:
+                    continue
+                record.legs.append(pid)
+                self.leg_of[pid] = sid
+                position.tell(SetLeg(created_t, sid, record.handle))
+                record.handle.tell(AttachLeg(pid, self.contract_of.get(pid), position))
+
     def quote(self, q: Quote) -> bool:
         handle = self.positions.get(q.id)
         if handle is None:
@@ -300,6 +347,7 @@ class Topology:
             self._leave(t, pid)
         handle = self.positions.pop(pid)
         self.symbol_of.pop(pid, None)
+        self.contract_of.pop(pid, None)
         handle.tell(update if update is not None else PositionClosed(t, pid))
 
     def position_ids(self) -> list[str]:

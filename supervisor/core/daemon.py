@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence, Sized
+from dataclasses import replace
 from typing import Any
 
 import pykka
@@ -43,6 +44,7 @@ from actors.messages import (
     BreakerState,
     BreakerTransition,
     CheckAnswer,
+    Contract,
     Failure,
     FailureKind,
     GetBreakerState,
@@ -57,6 +59,7 @@ from actors.messages import (
     PositionUpdate,
     Quote,
     Resync,
+    SecType,
     StopEvent,
     StopSnapshot,
     Success,
@@ -68,7 +71,7 @@ from actors.messages import (
 from actors.portfolio_actor import RestoreMoney, SeedTriggers
 from actors.portfolio_view import PortfolioView
 from actors.runtime import PoolDispatcher
-from actors.topology import Topology
+from actors.topology import Refused, Topology
 from supervisor import json_codec
 from supervisor.config import Config
 from supervisor.core.closing_orders import Held
@@ -83,12 +86,15 @@ from supervisor.core.facade import (
     KillStatus,
     MoneyStatus,
     StrategyLegSpec,
+    StrategyLegStatus,
+    StrategyRefused,
     StrategyStatus,
 )
 from supervisor.core.gate import Gate
 from supervisor.core.journal_writer import JournalWriter, Row
 from supervisor.core.kill_switch import KillSwitch
 from supervisor.core.ports import BrokerPort
+from supervisor.core.strategy_book import Declaration, Readiness, assess, validate
 from supervisor.core.supervision import RestartPolicy
 from supervisor.core.wall_clock_scheduler import ThreadScheduler
 from supervisor.metrics import Metrics
@@ -145,6 +151,11 @@ class Daemon:
             slippage_pct=config.kill.flatten_slippage_pct,
         )
         self._housekeeper: threading.Thread | None = None
+        # Trader-declared strategies (DESIGN §3.1) and the latest of each position.
+        self._strategies_lock = threading.RLock()
+        self.declarations: dict[str, Declaration] = {}
+        self.latest: dict[str, PositionUpdate] = {}
+        self._reported: dict[str, str] = {}
 
     # ---------------------------------------------------------------- life
 
@@ -185,7 +196,9 @@ class Daemon:
         for snap in saved_stops:
             self.memory.stops[snap.id] = snap
             self.metrics.stop_restored(snap)
+            self.latest[snap.id] = _update_of(snap)
             self.topology.spawn_position(_update_of(snap), snap)
+        self._restore_strategies(saved_stops)
         self.metrics.limit_values(self._limit_values())
         self.writer.write(
             Row(
@@ -353,10 +366,28 @@ class Daemon:
     # ------------------------------------------------------------ inputs
 
     def position(self, update: PositionUpdate) -> None:
-        self.topology.position(update)
+        with self._strategies_lock:
+            pid = update.id
+            if update.qty == 0:
+                self.latest.pop(pid, None)
+            else:
+                self.latest[pid] = update
+            sid = self.topology.leg_of.get(pid)
+            decl = None if sid is None else self.declarations.get(sid)
+            if sid is not None and update.qty != 0 and decl is not None:
+                a = assess(decl, self.latest)
+                ok = a.readiness is Readiness.READY
+                if not ok:
+                    self._report(sid, "ratio_broken", a.detail, update.t)
+                self.topology.position(update, restart_strategy=ok)
+            else:
+                self.topology.position(update)
+                if sid is not None and update.qty == 0:
+                    self._ended(sid, f"leg {pid} closed", update.t)
+            self._apply_declarations(update.t)
 
     def close_position(self, position_id: str) -> None:
-        self.topology.close(self.clock(), position_id)
+        self.position(PositionUpdate(self.clock(), position_id, _NO_CONTRACT, 0.0, 0.0))
 
     def position_ids(self) -> list[str]:
         return self.topology.position_ids()
@@ -525,17 +556,23 @@ class Daemon:
         )
 
     def strategies(self) -> Sequence[StrategyStatus]:
-        out = []
-        for sid in list(self.topology.strategies):
+        out: list[StrategyStatus] = []
+        with self._strategies_lock:
+            declared = dict(self.declarations)
+            live = list(self.topology.strategies)
+        for sid in live:
             v = self.topology.strategy_view(sid)
             if v is None:
                 continue
+            legs = tuple(
+                StrategyLegStatus(leg.position_id, leg.contract, 0, leg.qty) for leg in v.legs
+            )
             out.append(
                 StrategyStatus(
                     v.id,
                     v.symbol,
                     v.state.value,
-                    (),
+                    legs,
                     v.entry,
                     v.net_price,
                     v.stop,
@@ -544,13 +581,130 @@ class Daemon:
                     v.credit,
                 )
             )
-        return out
+        for sid, decl in declared.items():
+            if sid in live:
+                continue
+            a = assess(decl, self.latest)
+            legs = tuple(
+                StrategyLegStatus(
+                    pid,
+                    None if pid is None else self.latest[pid].contract,
+                    spec.ratio,
+                    None if pid is None else self.latest[pid].qty,
+                )
+                for pid, spec in zip(a.legs, decl.legs, strict=True)
+            )
+            symbol = next((leg.contract.symbol for leg in legs if leg.contract), "")
+            state = "refused" if a.readiness is Readiness.ZERO_ENTRY else "waiting"
+            out.append(StrategyStatus(sid, symbol, state, legs, detail=a.detail))
+        return sorted(out, key=lambda s: s.id)
 
     def put_strategy(self, strategy_id: str, legs: Sequence[StrategyLegSpec]) -> StrategyStatus:
-        raise NotImplementedError("strategy declarations land with the strategy book")
+        decl = validate(strategy_id, legs)
+        t = self.clock()
+        with self._strategies_lock:
+            if strategy_id in self.topology.positions or strategy_id in self.topology.spent:
+                raise StrategyRefused(f"id {strategy_id!r} is a position's or a spent strategy's")
+            if strategy_id in self.topology.strategies:
+                raise StrategyRefused(
+                    f"strategy {strategy_id!r} is live: DELETE it before declaring it again"
+                )
+            a = assess(decl, self.latest)
+            if a.readiness is Readiness.ZERO_ENTRY:
+                raise StrategyRefused(a.detail)
+            self.declarations[strategy_id] = decl
+            self._journal_strategy(t, strategy_id, "declared", decl=decl)
+            self._apply_declarations(t)
+        return next(s for s in self.strategies() if s.id == strategy_id)
 
     def delete_strategy(self, strategy_id: str) -> bool:
-        raise NotImplementedError("strategy declarations land with the strategy book")
+        t = self.clock()
+        with self._strategies_lock:
+            decl = self.declarations.pop(strategy_id, None)
+            record = self.topology.strategies.get(strategy_id)
+            if decl is None and record is None:
+                return False
+            if record is not None:
+                for pid in list(record.legs):
+                    update = self.latest.get(pid)
+                    if update is not None:
+                        # leaving counts as a leg closing alone: the legs get their own stops
+                        self.topology.position(replace(update, t=t), None)
+            self._journal_strategy(t, strategy_id, "dissolved")
+        return True
+
+    def _apply_declarations(self, t: float) -> None:
+        for sid, decl in list(self.declarations.items()):
+            if sid in self.topology.strategies or sid in self.topology.spent:
+                continue
+            a = assess(decl, self.latest)
+            if a.readiness is not Readiness.READY:
+                if a.readiness is not Readiness.WAITING:
+                    self._report(sid, a.readiness.value, a.detail, t)
+                continue
+            try:
+                for pid in a.legs:
+                    assert pid is not None
+                    self.topology.position(replace(self.latest[pid], t=t), sid)
+            except Refused as exc:
+                self._report(sid, "refused", str(exc), t)
+                continue
+            self._journal_strategy(t, sid, "applied", detail=f"legs {list(a.legs)}")
+
+    def _ended(self, sid: str, why: str, t: float) -> None:
+        if sid in self.topology.spent:
+            self.declarations.pop(sid, None)
+            self._journal_strategy(t, sid, "ended", detail=why)
+
+    def _report(self, sid: str, what: str, detail: str, t: float) -> None:
+        if self._reported.get(sid) == detail:
+            return  # said once per problem, not per quote
+        self._reported[sid] = detail
+        log.error("strategy %s %s: %s", sid, what, detail)
+        self._journal_strategy(t, sid, what, detail=detail)
+
+    def _journal_strategy(
+        self, t: float, sid: str, what: str, *, decl: Declaration | None = None, detail: str = ""
+    ) -> None:
+        payload: dict[str, Any] = {"id": sid, "what": what, "detail": detail}
+        if decl is not None:
+            payload["legs"] = [
+                {
+                    "ratio": leg.ratio,
+                    "con_id": leg.con_id,
+                    "contract": None
+                    if leg.contract is None
+                    else json_codec.contract_fields(leg.contract),
+                }
+                for leg in decl.legs
+            ]
+        self.writer.write(Row(t, JournalKind.STRATEGY, payload, sid))
+
+    def _restore_strategies(self, saved: Sequence[StopSnapshot]) -> None:
+        """Declarations, and the live strategies' stops, as they were before the restart."""
+        store = self.store
+        if store is None:
+            return
+        for row in store.journal(kind="strategy", limit=1_000_000):
+            p = row.payload
+            sid = str(p.get("id"))
+            what = p.get("what")
+            if what == "declared" and isinstance(p.get("legs"), list):
+                try:
+                    self.declarations[sid] = validate(sid, [_leg_spec(x) for x in p["legs"]])
+                except (StrategyRefused, json_codec.BadInput, KeyError, TypeError):
+                    log.error("strategy %s: its saved declaration cannot be read", sid)
+            elif what in ("dissolved", "ended"):
+                self.declarations.pop(sid, None)
+                self.topology.spent.add(sid)
+        for sid in dict.fromkeys(s.strategy for s in saved if s.strategy is not None):
+            assert sid is not None
+            snapshot = _latest_strategy_snapshot(store, sid)
+            if snapshot is None:
+                log.error("strategy %s: no saved stop state; its legs keep their stops off", sid)
+                continue
+            created = _created_t(store, sid)
+            self.topology.restore_strategy(sid, str(snapshot.get("symbol", "")), created, snapshot)
 
     def journal(
         self,
@@ -644,6 +798,32 @@ class _LateBroker:
         if broker is None:
             return WhatIf(error="no broker connected")
         return broker.whatif(legs, timeout_s)
+
+
+_NO_CONTRACT = Contract("", SecType.STK)
+
+
+def _leg_spec(obj: Any) -> StrategyLegSpec:
+    contract = obj.get("contract")
+    return StrategyLegSpec(
+        int(obj["ratio"]),
+        None if obj.get("con_id") is None else int(obj["con_id"]),
+        None if contract is None else json_codec.contract(contract),
+    )
+
+
+def _latest_strategy_snapshot(store: Store, sid: str) -> dict[str, Any] | None:
+    rows = store.journal(position_id=sid, limit=50, newest=True)
+    for row in reversed(rows):
+        snap = row.payload.get("strategy") if row.kind == "stop" else row.payload.get("state")
+        if isinstance(snap, dict):
+            return snap
+    return None
+
+
+def _created_t(store: Store, sid: str) -> float:
+    rows = store.journal(position_id=sid, kind="strategy", limit=1)
+    return rows[0].t if rows else 0.0
 
 
 def _update_of(snap: StopSnapshot) -> PositionUpdate:
