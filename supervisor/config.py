@@ -27,9 +27,17 @@ from actors.gate.params import (
     OrderParams,
     StressParams,
 )
-from actors.messages import LIMIT_CODES, FailureKind, KillMode, PriceSource, ReasonCode
+from actors.messages import (
+    LIMIT_CODES,
+    Contract,
+    FailureKind,
+    KillMode,
+    PriceSource,
+    ReasonCode,
+)
 from actors.stop_guard import StopGuardParams
 from actors.trailing_stop import StopParams
+from supervisor.json_codec import contract as json_contract
 
 T = TypeVar("T")
 
@@ -105,6 +113,15 @@ class RecordConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StrategyLegConfig:
+    """A declared leg: by IB conId or by contract fields, with a signed whole ratio."""
+
+    ratio: int
+    con_id: int | None = None
+    contract: Contract | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KillConfig:
     flatten_slippage_pct: float = 1.0
 
@@ -132,6 +149,8 @@ class Config:
     kill: KillConfig = field(default_factory=KillConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     market_data: MarketDataConfig = field(default_factory=MarketDataConfig)
+    # [strategies.<id>] legs = [...]: a static book's spreads (DESIGN §3.1)
+    strategies: Mapping[str, tuple[StrategyLegConfig, ...]] = field(default_factory=dict)
 
     def stop_params(self, symbol: str) -> StopParams:
         return self.stop_overrides.get(symbol, self.trailing_stop)
@@ -571,6 +590,7 @@ def parse(data: Mapping[str, Any]) -> Config:
         md.integer("max_lines", dm.max_lines, low=1),
     )
     md.done()
+    strategies = _strategies(root)
     bt = root.table("breaker")
     breaker = _breaker(bt)
     bt.done()
@@ -591,7 +611,46 @@ def parse(data: Mapping[str, Any]) -> Config:
         kill,
         record,
         market_data,
+        strategies,
     )
+
+
+def _strategies(root: _Table) -> dict[str, tuple[StrategyLegConfig, ...]]:
+    st = root.table("strategies")
+    out: dict[str, tuple[StrategyLegConfig, ...]] = {}
+    for sid in list(st.data):
+        t = st.table(sid)
+        raw = t.data.pop("legs", None)
+        where = f"strategies.{sid}.legs"
+        t.done()
+        if not isinstance(raw, list) or len(raw) < 2:
+            st.problems.append(f"{where}: must be a list of at least two legs")
+            continue
+        legs: list[StrategyLegConfig] = []
+        for i, leg in enumerate(raw):
+            if not isinstance(leg, dict):
+                st.problems.append(f"{where}[{i}]: must be a table")
+                continue
+            lt = _Table(dict(leg), f"{where}[{i}]", st.problems)
+            ratio = lt.integer("ratio", 0, low=-(10**6))
+            con_id = lt.optional_integer("con_id", low=1)
+            contract = None
+            if con_id is None:
+                fields = {k: lt.data.pop(k) for k in list(lt.data) if k in _CONTRACT_KEYS}
+                try:
+                    contract = json_contract(fields)
+                except ValueError as exc:
+                    st.problems.append(f"{where}[{i}]: {exc}")
+            lt.done()
+            if ratio == 0:
+                st.problems.append(f"{where}[{i}].ratio: a signed whole number, not 0")
+            legs.append(StrategyLegConfig(ratio, con_id, contract))
+        out[sid] = tuple(legs)
+    st.done()
+    return out
+
+
+_CONTRACT_KEYS = frozenset({"symbol", "sec_type", "right", "strike", "expiry", "multiplier"})
 
 
 def runtime_problems(config: Config, environ: Mapping[str, str]) -> list[str]:

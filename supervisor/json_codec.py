@@ -401,3 +401,50 @@ def check_line(a: CheckAnswer) -> dict[str, Any]:
         "allowed": a.allowed,
         "reasons": [{"code": r.code.value, "value": r.value, "limit": r.limit} for r in a.reasons],
     }
+
+
+# ------------------------------------------------------------ recording
+#
+# Input events in the replay format (DESIGN §6), for the daemon's recording:
+# replaying them gives the decisions the daemon made.
+
+
+def quote_event(q: Quote) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": q.t, "type": "quote", "id": q.id, "bid": q.bid, "ask": q.ask}
+    out["last"] = q.last
+    if q.greeks is not None:
+        g = q.greeks
+        out["greeks"] = {
+            "delta": g.delta,
+            "gamma": g.gamma,
+            "vega": g.vega,
+            "theta": g.theta,
+            "iv": g.iv,
+            "und_price": g.und_price,
+        }
+    return out
+
+
+def position_event(u: PositionUpdate, strategy: str | Any | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": u.t, "type": "position", "id": u.id}
+    out.update((k, v) for k, v in contract_fields(u.contract).items() if v is not None)
+    out["qty"] = u.qty
+    out["entry_price"] = u.entry_price
+    if strategy is not None and strategy is not KEEP_STRATEGY:
+        out["strategy"] = strategy
+    return out
+
+
+def market_event(q: MarketQuote) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": q.t, "type": "market"}
+    out.update((k, v) for k, v in contract_fields(q.contract).items() if v is not None)
+    out.update(bid=q.bid, ask=q.ask, last=q.last)
+    return out
+
+
+def check_event(obj: Mapping[str, Any], t: float, w: WhatIf | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": t, "type": "check", **{k: v for k, v in obj.items() if k != "t"}}
+    out.pop("whatif", None)
+    if w is not None and not w.error:
+        out["whatif"] = {k: v for k, v in whatif_fields(w).items() if k != "error"}
+    return out

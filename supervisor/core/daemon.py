@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -132,6 +132,8 @@ class Daemon:
         self.on_transition: Callable[[BreakerTransition], None] | None = None
         self.on_kill: Callable[[Kill], None] | None = None
         self.broker: BrokerPort | None = None
+        # Every input event in the replay format (DESIGN §8), or None: not recording.
+        self.recorder: EventRecorder | None = None
         self.ib_status: Callable[[], str] | None = None
         self._lock = threading.RLock()
         self._by_urn: dict[str, Handle] = {}
@@ -199,6 +201,14 @@ class Daemon:
             self.latest[snap.id] = _update_of(snap)
             self.topology.spawn_position(_update_of(snap), snap)
         self._restore_strategies(saved_stops)
+        for sid, legs in self.config.strategies.items():
+            if sid in self.declarations or sid in self.topology.spent:
+                continue
+            specs = [StrategyLegSpec(leg.ratio, leg.con_id, leg.contract) for leg in legs]
+            try:
+                self.put_strategy(sid, specs)
+            except StrategyRefused as exc:
+                log.error("strategies.%s: refused: %s", sid, exc)
         self.metrics.limit_values(self._limit_values())
         self.writer.write(
             Row(
@@ -365,7 +375,14 @@ class Daemon:
 
     # ------------------------------------------------------------ inputs
 
+    def _record(self, event: Mapping[str, Any]) -> None:
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.record(event)
+
     def position(self, update: PositionUpdate) -> None:
+        if self.recorder is not None and update.contract.symbol:
+            self._record(json_codec.position_event(update, self.topology.leg_of.get(update.id)))
         with self._strategies_lock:
             pid = update.id
             if update.qty == 0:
@@ -393,22 +410,45 @@ class Daemon:
         return self.topology.position_ids()
 
     def quote(self, q: Quote) -> bool:
-        return self.topology.quote(q)
+        if not self.topology.quote(q):
+            return False
+        if self.recorder is not None:
+            self._record(json_codec.quote_event(q))
+        return True
 
     def market_quote(self, q: MarketQuote) -> None:
+        if self.recorder is not None:
+            self._record(json_codec.market_event(q))
         self.topology.market(q)
 
     def account(self, net_liquidation: float) -> None:
-        self.topology.account(AccountUpdate(self.clock(), net_liquidation))
+        t = self.clock()
+        self._record({"t": t, "type": "account", "net_liquidation": net_liquidation})
+        self.topology.account(AccountUpdate(t, net_liquidation))
 
     def pnl(self, update: PnlUpdate) -> None:
+        self._record(
+            {
+                "t": update.t,
+                "type": "pnl",
+                "daily": update.daily,
+                "unrealized": update.unrealized,
+                "realized": update.realized,
+            }
+        )
         self.topology.pnl(update)
 
     def failure(self, kind: FailureKind, code: int | None = None, detail: str = "") -> None:
-        self.topology.failure(Failure(self.clock(), kind, code, detail))
+        t = self.clock()
+        self._record(
+            {"t": t, "type": "failure", "kind": kind.value, "code": code, "detail": detail}
+        )
+        self.topology.failure(Failure(t, kind, code, detail))
 
     def success(self, detail: str = "") -> None:
-        self.topology.success(Success(self.clock(), detail))
+        t = self.clock()
+        self._record({"t": t, "type": "success", "detail": detail})
+        self.topology.success(Success(t, detail))
 
     # --------------------------------------------------------- operators
 
@@ -426,6 +466,7 @@ class Daemon:
             Row(t, JournalKind.ADMIN, {"action": action.value, "operator": operator})
         ):
             raise StoreUnavailable("admin", self.writer.down or "the journal is unavailable")
+        self._record({"t": t, "type": "admin", "action": action.value})
         if action is AdminAction.RESET:
             self.topology.admin(Admin(t, action, operator))
         else:
@@ -444,6 +485,7 @@ class Daemon:
         t = self.clock()
         kill_id = f"{t!r}-{next(self._kill_seq)}"
         payload = {"kill_id": kill_id, "mode": mode.value, "operator": operator}
+        self._record({"t": t, "type": "admin", "action": "kill", "mode": mode.value})
         if not self.writer.write(Row(t, JournalKind.ADMIN, {"action": "kill", **payload})):
             # Still halt: a kill must never be refused because the disk is full.
             log.error("kill %s: the journal is unavailable; halting anyway", kill_id)
@@ -452,6 +494,7 @@ class Daemon:
 
     def heartbeat(self) -> HeartbeatStatus:
         t = self.clock()
+        self._record({"t": t, "type": "heartbeat"})
         self.topology.heartbeat(Heartbeat(t))
         self.metrics.heartbeat()
         view: BreakerView = self._ask(self.breaker, GetBreakerState())
@@ -468,7 +511,10 @@ class Daemon:
         """The pre-trade gate. Raises json_codec.BadInput when the request has no usable id."""
         request = json_codec.check(obj, self.clock())
         self.metrics.heartbeat()
-        return self.gate.check(request)
+        answer = self.gate.check(request)
+        if self.recorder is not None:
+            self._record(json_codec.check_event(obj, request.t, answer.whatif))
+        return answer
 
     # ------------------------------------------------------------ reading
 
@@ -785,6 +831,12 @@ class Daemon:
         m.mailbox_depth("portfolio", _depth(self.portfolio))
         m.mailbox_depth("breaker", _depth(self.breaker))
         m.coalesced(self.dispatcher.coalesced)
+
+
+class EventRecorder(Protocol):
+    """Takes one input event (a replay line as a dict); never blocks, never raises."""
+
+    def record(self, event: Mapping[str, Any]) -> None: ...
 
 
 class _LateBroker:
