@@ -71,7 +71,7 @@ from actors.messages import (
 from actors.portfolio_actor import RestoreMoney, SeedTriggers
 from actors.portfolio_view import PortfolioView
 from actors.runtime import PoolDispatcher
-from actors.topology import Refused, Topology
+from actors.topology import KEEP, Refused, Topology
 from supervisor import json_codec
 from supervisor.config import Config
 from supervisor.core.closing_orders import Held
@@ -380,9 +380,26 @@ class Daemon:
         if recorder is not None:
             recorder.record(event)
 
+    def _to_topology(
+        self, update: PositionUpdate, strategy: Any = KEEP, *, restart_strategy: bool = True
+    ) -> None:
+        """Every position update reaches the topology here, recorded as replay will see it."""
+        if self.recorder is not None:
+            event = json_codec.position_event(update)
+            if strategy is not KEEP:
+                event["strategy"] = strategy
+            if not update.contract.symbol:  # a close by id
+                event = {"t": update.t, "type": "close", "id": update.id}
+            self._record(event)
+        try:
+            self.topology.position(update, strategy, restart_strategy=restart_strategy)
+        except Refused as exc:
+            log.error("position %s not taken: %s", update.id, exc)
+            self.writer.write(
+                Row(update.t, JournalKind.POSITION, {"id": update.id, "refused": str(exc)})
+            )
+
     def position(self, update: PositionUpdate) -> None:
-        if self.recorder is not None and update.contract.symbol:
-            self._record(json_codec.position_event(update, self.topology.leg_of.get(update.id)))
         with self._strategies_lock:
             pid = update.id
             if update.qty == 0:
@@ -396,9 +413,9 @@ class Daemon:
                 ok = a.readiness is Readiness.READY
                 if not ok:
                     self._report(sid, "ratio_broken", a.detail, update.t)
-                self.topology.position(update, restart_strategy=ok)
+                self._to_topology(update, restart_strategy=ok)
             else:
-                self.topology.position(update)
+                self._to_topology(update)
                 if sid is not None and update.qty == 0:
                     self._ended(sid, f"leg {pid} closed", update.t)
             self._apply_declarations(update.t)
@@ -675,7 +692,7 @@ class Daemon:
                     update = self.latest.get(pid)
                     if update is not None:
                         # leaving counts as a leg closing alone: the legs get their own stops
-                        self.topology.position(replace(update, t=t), None)
+                        self._to_topology(replace(update, t=t), None)
             self._journal_strategy(t, strategy_id, "dissolved")
         return True
 
@@ -688,13 +705,19 @@ class Daemon:
                 if a.readiness is not Readiness.WAITING:
                     self._report(sid, a.readiness.value, a.detail, t)
                 continue
-            try:
-                for pid in a.legs:
-                    assert pid is not None
-                    self.topology.position(replace(self.latest[pid], t=t), sid)
-            except Refused as exc:
-                self._report(sid, "refused", str(exc), t)
+            refused = None
+            for pid in a.legs:
+                assert pid is not None
+                try:
+                    self.topology.validate(self.latest[pid], sid)
+                except Refused as exc:
+                    refused = str(exc)
+            if refused is not None:
+                self._report(sid, "refused", refused, t)
                 continue
+            for pid in a.legs:
+                assert pid is not None
+                self._to_topology(replace(self.latest[pid], t=t), sid)
             self._journal_strategy(t, sid, "applied", detail=f"legs {list(a.legs)}")
 
     def _ended(self, sid: str, why: str, t: float) -> None:
