@@ -376,11 +376,19 @@ class GatewaySimulator:
         self._tasks = []
         if server is not None:
             server.close()
+        # Closing a socket ends its session task (its reader sees EOF); cancel
+        # only the ones that do not end, so asyncio has no cancelled
+        # connection callbacks to complain about.
+        sessions: list[asyncio.Task[Any]] = []
         for s in list(self._sessions.values()):
             s.close()
             if s.task is not None and s.task is not asyncio.current_task():
-                s.task.cancel()
-                tasks.append(s.task)
+                sessions.append(s.task)
+        if sessions:
+            _done, stuck = await asyncio.wait(sessions, timeout=2.0)
+            for t in stuck:
+                t.cancel()
+            tasks.extend(stuck)
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
         if server is not None:
@@ -668,7 +676,9 @@ class GatewaySimulator:
         return o
 
     def refuse_cancel(self, perm_id: int, attempts: int | None = None) -> None:
-        """Make the order with ``perm_id`` ignore cancels (global too): ``attempts`` times, None for ever.
+        """Make the order with ``perm_id`` ignore cancels (global ones too).
+
+        ``attempts``: how many cancels it ignores (``None``: every one).
 
         Nothing is sent for a refused cancel; the order stays working and
         open-order requests keep showing it. ``attempts=0`` lifts the refusal.
