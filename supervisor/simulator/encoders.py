@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .broker import BAG_CON_ID, SimFill, SimOrder
+from .broker import SimFill, SimOrder
 from .market import Instrument, ModelGreeks, Quote
 from .protocol import Field
 
@@ -461,10 +461,3 @@ def pnl_single(req_id: int, position: float, values: Sequence[float | None]) -> 
 
 def _or_unset(v: float | None) -> Field:
     return UNSET_DOUBLE_TEXT if v is None else v
-
-
-def bag_instrument(symbol: str, currency: str = "USD", exchange: str = "SMART") -> Instrument:
-    """The BAG contract as IB reports it (its fixed conId, no legs)."""
-    return Instrument(
-        con_id=BAG_CON_ID, symbol=symbol, sec_type="BAG", currency=currency, exchange=exchange
-    )

@@ -4,7 +4,12 @@ The gateway needs, for every contract a client subscribes to, a quote (bid,
 ask, last, close) and, for options, the model computation IB sends as tick
 type 13. This module is that market: underlyings whose price is set by hand
 (tests) or moved by a seeded geometric random walk (the demo), and options
-priced from their underlying with Black-Scholes-Merton.
+priced from their underlying with Black-Scholes-Merton. Any strike and expiry
+of a known underlying is quotable, as any listed option is in TWS; contracts
+made up on request get conIds derived from what they are (:func:`stable_con_id`),
+so they do not depend on the order clients ask in. Scheduled moves (a crash
+over some seconds, a drift per minute) move an underlying deterministically,
+composed with the seeded walk and hand-set prices.
 
 Pricing is delegated to ``actors.pricing`` on purpose: the simulator must quote
 the same numbers the supervisor computes, so a test can check that a Greek the
