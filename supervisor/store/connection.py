@@ -95,13 +95,15 @@ class StoreConnection:
         self._busy_s = busy_timeout_ms / 1000
         self._lock = threading.Lock()
         self._closed = False
-        self._files = FileIdentity(self.path)
+        # Absolute: a later chdir must not make the checks look at another file.
+        self._abspath = os.path.abspath(self.path)
+        self._files = FileIdentity(self._abspath)
         # Also before a connection that was never closed is closed at exit or
         # by the garbage collector (SQLite's checkpoint on close reads -shm).
-        weakref.finalize(self, self._files.check)
+        self._at_exit = weakref.finalize(self, self._files.check)
         try:
             conn = sqlite3.connect(
-                self._uri() if read_only else self.path,
+                self._uri() if read_only else self._abspath,
                 uri=read_only,
                 timeout=self._busy_s,
                 isolation_level=None,
@@ -111,7 +113,7 @@ class StoreConnection:
             raise self._fail("open", e) from e
         self._conn = conn
         try:
-            opened = os.stat(self.path)
+            opened = os.stat(self._abspath)
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
             if exclusive:  # before the first WAL access: the WAL index stays in heap memory
@@ -136,7 +138,7 @@ class StoreConnection:
         self.migrated_from: int | None = state.migrated_from
 
     def _uri(self) -> str:
-        return "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        return "file:" + urllib.parse.quote(self._abspath) + "?mode=ro"
 
     # ------------------------------------------------------------- plumbing
 
@@ -227,6 +229,7 @@ class StoreConnection:
         with self._lock:
             if not self._closed:
                 self._closed = True
+                self._at_exit.detach()
                 self._files.check()
                 self._conn.close()
 

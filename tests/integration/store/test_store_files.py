@@ -259,3 +259,13 @@ def test_an_exclusive_store_has_no_wal_index_file(db: Path) -> None:
             s.append(t=2.0, kind="check", payload={})
     with pytest.raises(ValueError, match="read-only"):
         Store(db, exclusive=True, read_only=True)
+
+
+def test_a_relative_path_survives_a_chdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Store("rel.sqlite") as s:
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        s.append(t=1.0, kind="check", payload={})
+        assert s.healthy() is True
+        assert s.path == "rel.sqlite"
