@@ -148,7 +148,8 @@ class BreakerActor(PooledActor):
             if message.action is AdminAction.FORCE_OPEN:
                 self._publish(cb.force_open(message.t, message.operator))
             elif message.action is AdminAction.KILL:
-                self._kill(Kill(message.t, KillMode.HALT, message.operator), timer_first=True)
+                kill = Kill(message.t, KillMode.HALT, message.operator, kill_id=f"{message.t!r}")
+                self._kill(kill, timer_first=True)
             else:
                 self._publish(cb.reset(message.t, message.operator))
             return cb.state
@@ -227,7 +228,9 @@ class BreakerActor(PooledActor):
             )
             return
         at = dm.fire()
-        kill = Kill(at, dm.action, "heartbeat", TransitionReason.HEARTBEAT_LOST)
+        kill = Kill(
+            at, dm.action, "heartbeat", TransitionReason.HEARTBEAT_LOST, f"heartbeat@{at!r}"
+        )
         self._kill(kill, timer_first=False)
 
     # ---------------------------------------------------------------- publish

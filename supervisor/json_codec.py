@@ -284,7 +284,7 @@ def admin(obj: Mapping[str, Any], t: float, operator: str = "operator") -> Admin
     action = _enum(obj, "action", AdminAction)
     if action is AdminAction.KILL:
         mode = KillMode.HALT if obj.get("mode") is None else _enum(obj, "mode", KillMode)
-        return Kill(t, mode, operator)
+        return Kill(t, mode, operator, kill_id=f"admin@{t!r}")
     return Admin(t, action, operator)
 
 

@@ -100,6 +100,7 @@ from supervisor.core.wall_clock_scheduler import ThreadScheduler
 from supervisor.metrics import Metrics
 from supervisor.store.journal_kind import JournalKind
 from supervisor.store.sqlite_store import Store, StoreUnavailable
+from supervisor.store.strategy_change import StrategyChange
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ class Daemon:
         self.on_trigger: Callable[[StopEvent], None] | None = None
         self.on_transition: Callable[[BreakerTransition], None] | None = None
         self.on_kill: Callable[[Kill], None] | None = None
-        self.broker: BrokerPort | None = None
+        self._broker: BrokerPort | None = None
+        self._pending_kill: Kill | None = None  # an unfinished cancel/flatten from before
         # Every input event in the replay format (DESIGN §8), or None: not recording.
         self.recorder: EventRecorder | None = None
         self.ib_status: Callable[[], str] | None = None
@@ -195,6 +197,7 @@ class Daemon:
             broker=_LateBroker(self),
         )
         self._reload_windows()
+        self._reload_kill()
         for snap in saved_stops:
             self.memory.stops[snap.id] = snap
             self.metrics.stop_restored(snap)
@@ -226,6 +229,39 @@ class Daemon:
         )
         self._housekeeper.start()
 
+    @property
+    def broker(self) -> BrokerPort | None:
+        return self._broker
+
+    @broker.setter
+    def broker(self, broker: BrokerPort | None) -> None:
+        """The IB side attaches here; an unfinished kill from before a restart resumes."""
+        self._broker = broker
+        pending, self._pending_kill = self._pending_kill, None
+        if broker is not None and pending is not None:
+            log.warning("resuming kill %s (%s) after a restart", pending.kill_id, pending.mode)
+            self.kill_switch.resume(pending)
+
+    def _reload_kill(self) -> None:
+        """A kill is never undone by a restart: an unfinished one is done on reconnect."""
+        store = self.store
+        if store is None:
+            return
+        last = store.last_kill()
+        if last is None or last.mode == KillMode.HALT.value:
+            return
+        if last.state.get("step") in ("flatten_done", "cancel_confirmed") and (
+            last.mode == KillMode.CANCEL.value or last.state.get("step") == "flatten_done"
+        ):
+            return
+        try:
+            cause = TransitionReason(last.cause)
+        except ValueError:
+            cause = TransitionReason.KILL
+        self._pending_kill = Kill(
+            last.t, KillMode(last.mode), last.operator or "operator", cause, last.id
+        )
+
     def _reload_windows(self) -> None:
         """What decisions depend on, from the journal: never less strict after a restart."""
         store = self.store
@@ -239,14 +275,9 @@ class Daemon:
         since = now - max(horizons)
         triggers: list[Triggered] = []
         if max(horizons) > 0:
-            for row in store.journal(kind="stop", since_t=since, limit=100_000):
-                if row.payload.get("action") == "TRIGGER":
-                    symbol = str(row.payload.get("symbol") or "")
-                    pid = str(row.payload.get("id"))
-                    if not symbol:
-                        snap = self.memory.stops.get(pid)
-                        symbol = snap.contract.symbol if snap is not None else pid
-                    triggers.append(Triggered(row.t, pid, symbol))
+            for tr in store.triggers_since(since):
+                symbol = tr.symbol or tr.position_id
+                triggers.append(Triggered(tr.t, tr.position_id, symbol))
         orders = gate.orders
         horizon = max(orders.order_window_s, orders.duplicate_window_s or 0.0)
         allowed: list[AllowedOrder] = []
@@ -264,9 +295,9 @@ class Daemon:
             self.portfolio.tell(SeedTriggers(tuple(triggers)))
         if triggers or allowed:
             self.breaker.tell(SeedAdmission(tuple(allowed), tuple(triggers)))
-        money = store.journal(kind="money", limit=1, newest=True)
-        if money:
-            self.portfolio.tell(RestoreMoney(dict(money[-1].payload)))
+        money = store.load_money()
+        if money is not None:
+            self.portfolio.tell(RestoreMoney(dict(money)))
 
     def _limit_values(self) -> dict[str, float | None]:
         c = self.config
@@ -326,6 +357,7 @@ class Daemon:
             on_trigger=self._trigger,
             on_transition=self._transition,
             on_kill=self._kill_fired,
+            claim_exits=self.config.ib.exit_orders and not self.config.ib.readonly,
         )
 
     def _watch(self, handle: Handle) -> None:
@@ -676,7 +708,7 @@ class Daemon:
             if a.readiness is Readiness.ZERO_ENTRY:
                 raise StrategyRefused(a.detail)
             self.declarations[strategy_id] = decl
-            self._journal_strategy(t, strategy_id, "declared", decl=decl)
+            self._journal_strategy(t, strategy_id, "declared", decl=decl, save=True)
             self._apply_declarations(t)
         return next(s for s in self.strategies() if s.id == strategy_id)
 
@@ -693,7 +725,7 @@ class Daemon:
                     if update is not None:
                         # leaving counts as a leg closing alone: the legs get their own stops
                         self._to_topology(replace(update, t=t), None)
-            self._journal_strategy(t, strategy_id, "dissolved")
+            self._journal_strategy(t, strategy_id, "dissolved", save=True)
         return True
 
     def _apply_declarations(self, t: float) -> None:
@@ -723,7 +755,7 @@ class Daemon:
     def _ended(self, sid: str, why: str, t: float) -> None:
         if sid in self.topology.spent:
             self.declarations.pop(sid, None)
-            self._journal_strategy(t, sid, "ended", detail=why)
+            self._journal_strategy(t, sid, "ended", detail=why, save=True)
 
     def _report(self, sid: str, what: str, detail: str, t: float) -> None:
         if self._reported.get(sid) == detail:
@@ -733,8 +765,16 @@ class Daemon:
         self._journal_strategy(t, sid, what, detail=detail)
 
     def _journal_strategy(
-        self, t: float, sid: str, what: str, *, decl: Declaration | None = None, detail: str = ""
+        self,
+        t: float,
+        sid: str,
+        what: str,
+        *,
+        decl: Declaration | None = None,
+        detail: str = "",
+        save: bool = False,
     ) -> None:
+        """A strategy event; ``save``: the declaration (or its end) is durable with it."""
         payload: dict[str, Any] = {"id": sid, "what": what, "detail": detail}
         if decl is not None:
             payload["legs"] = [
@@ -747,24 +787,27 @@ class Daemon:
                 }
                 for leg in decl.legs
             ]
-        self.writer.write(Row(t, JournalKind.STRATEGY, payload, sid))
+        change = None
+        if save:
+            spec = {"what": what, "legs": payload.get("legs")} if decl is not None else None
+            if spec is None and what in ("dissolved", "ended"):
+                spec = {"what": what}  # spent: kept so the id is never reused
+            change = StrategyChange(sid, spec)
+        self.writer.write(Row(t, JournalKind.STRATEGY, payload, sid, strategy=change))
 
     def _restore_strategies(self, saved: Sequence[StopSnapshot]) -> None:
         """Declarations, and the live strategies' stops, as they were before the restart."""
         store = self.store
         if store is None:
             return
-        for row in store.journal(kind="strategy", limit=1_000_000):
-            p = row.payload
-            sid = str(p.get("id"))
-            what = p.get("what")
-            if what == "declared" and isinstance(p.get("legs"), list):
+        for sid, spec in store.load_strategies().items():
+            what = spec.get("what")
+            if what == "declared" and isinstance(spec.get("legs"), list):
                 try:
-                    self.declarations[sid] = validate(sid, [_leg_spec(x) for x in p["legs"]])
-                except (StrategyRefused, json_codec.BadInput, KeyError, TypeError):
+                    self.declarations[sid] = validate(sid, [_leg_spec(x) for x in spec["legs"]])
+                except (StrategyRefused, json_codec.BadInput, KeyError, TypeError, ValueError):
                     log.error("strategy %s: its saved declaration cannot be read", sid)
             elif what in ("dissolved", "ended"):
-                self.declarations.pop(sid, None)
                 self.topology.spent.add(sid)
         for sid in dict.fromkeys(s.strategy for s in saved if s.strategy is not None):
             assert sid is not None

@@ -41,6 +41,7 @@ from supervisor import json_codec
 from supervisor.core.journal_writer import JournalWriter, Row
 from supervisor.metrics import Metrics
 from supervisor.store.journal_kind import JournalKind
+from supervisor.store.kill_record import KillRecord
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class EventHub(PooledActor):
         on_trigger: Callable[[StopEvent], None] | None = None,
         on_transition: Callable[[BreakerTransition], None] | None = None,
         on_kill: Callable[[Kill], None] | None = None,
+        claim_exits: bool = False,
     ) -> None:
         super().__init__(dispatcher=dispatcher)
         self.writer = writer
@@ -87,6 +89,7 @@ class EventHub(PooledActor):
         self.on_trigger = on_trigger
         self.on_transition = on_transition
         self.on_kill = on_kill
+        self.claim_exits = claim_exits
         self.deferred_triggers: list[StopEvent] = []
 
     def on_receive(self, message: Any) -> Any:
@@ -180,7 +183,15 @@ class EventHub(PooledActor):
         if e.strategy_snapshot is not None:
             payload["symbol"] = e.strategy_snapshot.get("symbol")
             payload["strategy"] = e.strategy_snapshot
-        durable = self.writer.write(Row(e.t, JournalKind.STOP, payload, e.id, stop=e.snapshot))
+        # A TRIGGER's exit is claimed in the TRIGGER's own transaction: a crash
+        # can never leave a triggered stop without its claim (nor a claim
+        # without its TRIGGER).
+        claim = None
+        if e.action is StopAction.TRIGGER and self.claim_exits and e.trigger_id is not None:
+            claim = (e.trigger_id, e.id)
+        durable = self.writer.write(
+            Row(e.t, JournalKind.STOP, payload, e.id, stop=e.snapshot, claim=claim)
+        )
         self.metrics.stop_event(e)
         if e.action is StopAction.TRIGGER and self.on_trigger is not None:
             if durable:
@@ -199,7 +210,15 @@ class EventHub(PooledActor):
             "operator": k.operator,
             "from": message.state.value,
         }
-        self.writer.write(Row(k.t, JournalKind.KILL, payload))
+        record = KillRecord(
+            k.kill_id or f"{k.t!r}",
+            k.t,
+            k.mode.value,
+            k.cause.value,
+            k.operator,
+            {"step": "fired", "from": message.state.value},
+        )
+        self.writer.write(Row(k.t, JournalKind.KILL, payload, kill=record))
         self.metrics.kill(k.mode.value)
         if k.cause.value == "heartbeat_lost":
             self.metrics.heartbeat_lost()
@@ -216,7 +235,7 @@ class EventHub(PooledActor):
         if m.nlv is not None and m.nlv_from_ib:
             self.metrics.net_liquidation_reported(m.nlv)
         if m.high_water_moved:  # the high-water mark is persisted (DESIGN §4.3)
-            self.writer.write(Row(m.t, JournalKind.MONEY, m.snapshot))
+            self.writer.write(Row(m.t, JournalKind.MONEY, m.snapshot, money=m.snapshot))
 
     def _strategy(self, e: StrategyEvent) -> None:
         with self.memory.lock:

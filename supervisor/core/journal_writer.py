@@ -23,35 +23,16 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from actors.messages import CheckAnswer, CheckRequest, StopSnapshot
 from supervisor import json_codec
 from supervisor.store.journal_kind import JournalKind
-from supervisor.store.sqlite_store import StoreUnavailable
+from supervisor.store.kill_record import KillRecord
+from supervisor.store.sqlite_store import Store, StoreUnavailable
+from supervisor.store.strategy_change import StrategyChange
 
 log = logging.getLogger(__name__)
-
-
-class JournalStore(Protocol):
-    """The part of :class:`~supervisor.store.sqlite_store.Store` the writer uses."""
-
-    def record(
-        self,
-        *,
-        t: float,
-        kind: str,
-        payload: Mapping[str, Any],
-        position_id: str | None = None,
-        stop: StopSnapshot | None = None,
-        breaker: Mapping[str, Any] | None = None,
-    ) -> int: ...
-
-    def healthy(self) -> bool: ...
-
-    def save_stop(self, snap: StopSnapshot) -> None: ...
-
-    def delete_stop(self, position_id: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -65,6 +46,10 @@ class Row:
     stop: StopSnapshot | None = None
     breaker: Mapping[str, Any] | None = None
     delete_stop: str | None = None  # a closed position's stop state to forget
+    money: Mapping[str, Any] | None = None
+    kill: KillRecord | None = None
+    strategy: StrategyChange | None = None
+    claim: tuple[str, str] | None = None  # (key, position id): an exit claimed with the row
 
 
 def _version(state: Mapping[str, Any] | None) -> int:
@@ -77,7 +62,7 @@ def _version(state: Mapping[str, Any] | None) -> int:
 class JournalWriter:
     def __init__(
         self,
-        store: JournalStore | None,
+        store: Store | None,
         *,
         on_fault: Callable[[str], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
@@ -93,7 +78,11 @@ class JournalWriter:
     # ----------------------------------------------------------------- writes
 
     def write(self, row: Row) -> bool:
-        """Journal a row and the state it leaves; False: held in memory (store down)."""
+        """Journal a row and the state it leaves; False: held in memory (store down).
+
+        A row with a ``claim`` whose key was already claimed writes nothing and
+        returns True: the decision was made (and acted on) before.
+        """
         if self.store is None:
             return True
         fault: str | None = None
@@ -111,7 +100,7 @@ class JournalWriter:
                 self.on_fault(fault)
         return False
 
-    def _record(self, store: JournalStore, row: Row) -> None:
+    def _record(self, store: Store, row: Row) -> None:
         breaker = row.breaker
         if breaker is not None and _version(breaker) < self._breaker_version:
             breaker = None  # a newer state is already stored: never go back
@@ -121,14 +110,21 @@ class JournalWriter:
             if row.delete_stop is not None:
                 store.delete_stop(row.delete_stop)
             return
-        store.record(
-            t=row.t,
-            kind=row.kind.value,
-            payload=row.payload,
-            position_id=row.position_id,
-            stop=row.stop,
-            breaker=breaker,
-        )
+        common: dict[str, Any] = {
+            "t": row.t,
+            "kind": row.kind.value,
+            "payload": row.payload,
+            "position_id": row.position_id,
+            "stop": row.stop,
+            "breaker": breaker,
+            "money": row.money,
+            "kill": row.kill,
+            "strategy": row.strategy,
+        }
+        if row.claim is None:
+            store.record(**common)
+        else:
+            store.record(**common, claim=row.claim)
         if breaker is not None:
             self._breaker_version = _version(breaker)
         if row.delete_stop is not None:

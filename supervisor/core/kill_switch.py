@@ -28,6 +28,7 @@ from supervisor.core.closing_orders import Held, flatten_orders
 from supervisor.core.journal_writer import JournalWriter, Row
 from supervisor.core.ports import BrokerPort
 from supervisor.store.journal_kind import JournalKind
+from supervisor.store.kill_record import KillRecord
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,17 @@ class KillSwitch:
             "detail": detail,
             **extra,
         }
-        self.writer.write(Row(self.clock(), JournalKind.KILL, payload))
+        with self._lock:
+            progress = self.progress
+            state = {
+                "step": step,
+                "cancel": "" if progress is None else progress.cancel,
+                "orders": {} if progress is None else dict(progress.orders),
+            }
+        record = KillRecord(
+            kill.kill_id, kill.t, kill.mode.value, kill.cause.value, kill.operator, state
+        )
+        self.writer.write(Row(self.clock(), JournalKind.KILL, payload, kill=record))
 
     def _execute(self, kill: Kill) -> None:
         try:
@@ -125,6 +136,9 @@ class KillSwitch:
             log.error("kill %s: %s not flattened: %s", kill.kill_id, u.position_id, u.detail)
             self._step(kill, "flatten_unpriced", u.detail, position=u.position_id)
             self._set_order(u.position_id, "error")
+        if not orders and not unpriced:
+            self._step(kill, "flatten_done", "nothing was open")
+            return
         for order in orders:
             target = order.key.rsplit(":", 1)[-1]
             self._step(
@@ -138,6 +152,7 @@ class KillSwitch:
             )
             broker.place_closing(order)
             self._set_order(target, "placed")
+        self._step(kill, "flatten_done", f"{len(orders)} closing order(s) handed to IB")
 
     def _set_cancel(self, status: str) -> None:
         with self._lock:
