@@ -664,6 +664,11 @@ def runtime_problems(config: Config, environ: Mapping[str, str]) -> list[str]:
     token_env = api.token_env
     if token_env and not environ.get(token_env):
         out.append(f"api.token_env: the environment variable {token_env} is not set or empty")
+    if not api.listen.loopback and not token_env:
+        out.append(
+            f"api.listen: {api.listen} is not a loopback address; "
+            "set api.token_env so that every POST needs a bearer token"
+        )
     return out
 
 

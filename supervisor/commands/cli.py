@@ -25,7 +25,16 @@ def _load(path: str) -> Config | None:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    if _load(args.file) is None:
+    """One validator for ``check-config`` and ``run``: ok here means ``run`` starts."""
+    from supervisor.config import runtime_problems
+
+    config = _load(args.file)
+    if config is None:
+        return 2
+    problems = runtime_problems(config, os.environ)
+    for p in problems:
+        print(f"{args.file}: {p}", file=sys.stderr)
+    if problems:
         return 2
     print(f"{args.file}: ok")
     return 0

@@ -20,6 +20,7 @@ the process from the store).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -29,7 +30,7 @@ from types import FrameType
 from typing import Any
 
 from supervisor.api.app import ServedApi, check_bind, create_app, serve, token_from_env
-from supervisor.config import Config
+from supervisor.config import Config, runtime_problems
 from supervisor.core.daemon import Daemon
 from supervisor.ib.adapter import IbAdapter
 from supervisor.metrics import Metrics, ServedMetrics
@@ -80,16 +81,6 @@ def _refuse(why: str) -> int:
     return EXIT_CONFIG
 
 
-def _contradictions(config: Config) -> list[str]:
-    ib = config.ib
-    out = []
-    if ib.readonly and ib.exit_orders:
-        out.append("ib.exit_orders: exit orders cannot be placed by a read-only IB session")
-    if ib.readonly and ib.cancel_on_open:
-        out.append("ib.cancel_on_open: a read-only IB session cannot cancel orders")
-    return out
-
-
 def run_daemon(
     config: Config,
     *,
@@ -104,7 +95,7 @@ def run_daemon(
     the previous handlers are put back before returning.
     """
     configure_logging()
-    problems = _contradictions(config)
+    problems = runtime_problems(config, os.environ)
     if problems:
         return _refuse("; ".join(problems))
     try:
