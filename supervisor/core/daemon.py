@@ -357,7 +357,8 @@ class Daemon:
             on_trigger=self._trigger,
             on_transition=self._transition,
             on_kill=self._kill_fired,
-            claim_exits=self.config.ib.exit_orders and not self.config.ib.readonly,
+            # TODO(ib merge): the exit-orders object takes claims made with the TRIGGER
+            claim_exits=False,
         )
 
     def _watch(self, handle: Handle) -> None:
