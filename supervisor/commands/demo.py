@@ -65,6 +65,10 @@ FILL_AFTER_S = 1.5
 REOPEN_AFTER_S = 5.0
 #: Length of one fault cycle (farm break, rejections, socket drop).
 CYCLE_S = 30.0
+#: The demo's daily loss limit ($) and the market fall that reaches it.
+LOSS_LIMIT = 15_000.0
+CRASH_AT_S = 40.0
+CRASH_PCT = 6.0
 
 
 def _expiry(days: int) -> str:
@@ -131,6 +135,19 @@ def demo_config(port: int, store_path: str) -> Config:
                 "max_stress_loss": 80_000.0,
             },
             "groups": {"tech": ["AAPL", "MSFT", "NVDA"]},
+            # order controls: the pretend trader now and then fat-fingers a
+            # size, a price, or loops on one order (DESIGN §4.2)
+            "orders": {
+                "max_leg_contracts": 50,
+                "max_leg_shares": 1000,
+                "price_collar_pct": 2.0,
+                "max_orders_per_window": 3,
+                "order_window_s": 1.0,
+            },
+            # money: the market falls once a minute; the daily loss latches
+            # the breaker until an operator resets it (DESIGN §4.3)
+            "loss": {"max_daily_loss": LOSS_LIMIT, "max_pnl_age_s": 30.0},
+            "kill": {"flatten_slippage_pct": 1.0},
             "breaker": {
                 "failure_threshold": 5,
                 "failure_window_s": 20,
@@ -219,6 +236,14 @@ class Scenario:
         self.actions.append(
             (drop, "gateway dropped every connection", lambda: self.sim.call(g.drop_connections))
         )
+        if self.cycle == 1:
+            self.actions.append(
+                (
+                    CRASH_AT_S,
+                    f"the market falls {CRASH_PCT:g}% (daily loss limit ${LOSS_LIMIT:,.0f})",
+                    self._crash,
+                )
+            )
         self.actions.sort(key=lambda a: a[0])
         self.cycle += 1
         self.next_cycle = start + CYCLE_S
@@ -240,6 +265,11 @@ class Scenario:
                 self._trade()
         except Exception as exc:  # the simulator or daemon may be mid-restart
             log.warning("demo scenario step failed: %r", exc)
+
+    def _crash(self) -> None:
+        g = self.sim.sim
+        for symbol in ("AAPL", "MSFT", "NVDA"):
+            self.sim.call(g.crash, symbol, CRASH_PCT, 10.0)
 
     def _note(self, now: float, what: str) -> None:
         self.notes.append(f"t+{now:4.1f}s scenario: {what}")
@@ -287,6 +317,9 @@ class Scenario:
         daemon = self.running.daemon
         g = self.sim.sim
         prices = self.sim.call(lambda: {s: u.price for s, u in g.market.underlyings.items()})
+        if self.checks % 7 == 3:
+            self._mistakes(prices)
+            return
         if self.checks % 4 == 0:
             nvda = next(h for h in BOOK if h.symbol == "NVDA")
             leg: dict[str, Any] = {
@@ -309,6 +342,28 @@ class Scenario:
         answer = daemon.check({"id": f"demo-{self.checks}", "legs": [leg]})
         if answer.allowed and self.rng.random() < 0.9:
             daemon.success(f"demo trader: order demo-{self.checks} filled")
+
+    def _mistakes(self, prices: dict[str, float]) -> None:
+        """What the order controls are for: a fat finger, a wrong price, a loop."""
+        daemon = self.running.daemon
+        kind = (self.checks // 7) % 3
+        aapl = round(prices["AAPL"], 2)
+        if kind == 0:
+            legs = [{"symbol": "AAPL", "sec_type": "STK", "qty": 10_000, "price": aapl}]
+            what = "10 000 shares (max_leg_shares)"
+        elif kind == 1:
+            wrong = round(aapl * 1.1, 2)
+            legs = [{"symbol": "AAPL", "sec_type": "STK", "qty": 10, "price": wrong}]
+            what = "a price 10 % through the market (price_collar_pct)"
+        else:
+            msft = round(prices["MSFT"], 2)
+            legs = [{"symbol": "MSFT", "sec_type": "STK", "qty": 1, "price": msft}]
+            what = "the same order in a loop (order_rate)"
+            for i in range(4):
+                daemon.check({"id": f"demo-{self.checks}-loop-{i}", "legs": legs})
+        answer = daemon.check({"id": f"demo-{self.checks}-mistake", "legs": legs})
+        codes = ", ".join(r.code.value for r in answer.reasons) or "allowed"
+        self._note(time.monotonic() - self.t0, f"trader sent {what}: {codes}")
 
 
 # ------------------------------------------------------------------ main
