@@ -94,7 +94,9 @@ class PortfolioActor(PooledActor):
         self._nlv_changed()
 
     def is_priority(self, message: Any) -> bool:
-        return isinstance(message, (CheckRequest, GetPortfolio))
+        # A market quote the gate waited for must be in before the check it
+        # was fetched for (checks overtake ordinary mail).
+        return isinstance(message, (CheckRequest, GetPortfolio, MarketQuote))
 
     def coalesce_key(self, message: Any) -> Hashable | None:
         """Queued marks of one position fold, newest wins — but only with their own

@@ -195,6 +195,8 @@ class Daemon:
             journal=self.writer,
             metrics=self.metrics,
             broker=_LateBroker(self),
+            orders=self.config.gate.orders,
+            quotes=_LateBroker(self),
         )
         self._reload_windows()
         self._reload_kill()
@@ -917,6 +919,10 @@ class _LateBroker:
         if broker is None:
             return WhatIf(error="no broker connected")
         return broker.whatif(legs, timeout_s)
+
+    def ensure_quote(self, contract: Contract, wait_s: float) -> bool:
+        broker = self.daemon.broker
+        return False if broker is None else broker.ensure_quote(contract, wait_s)
 
 
 _NO_CONTRACT = Contract("", SecType.STK)

@@ -27,12 +27,14 @@ from typing import Any, Protocol
 import pykka
 
 from actors.gate.assessment import Admit, Assessment
-from actors.gate.params import MarginParams
+from actors.gate.order import invalid_reason, leg_contract
+from actors.gate.params import MarginParams, OrderParams
 from actors.handle import Recipient
 from actors.messages import (
     BreakerState,
     CheckAnswer,
     CheckRequest,
+    Contract,
     Leg,
     Reason,
     ReasonCode,
@@ -54,6 +56,10 @@ class CheckMetrics(Protocol):
 
 class WhatIfSource(Protocol):
     def whatif(self, legs: tuple[Leg, ...], timeout_s: float) -> WhatIf: ...
+
+
+class QuoteSource(Protocol):
+    def ensure_quote(self, contract: Contract, wait_s: float) -> bool: ...
 
 
 def _stale(t: float, id: str, detail: str) -> CheckAnswer:
@@ -81,6 +87,8 @@ class Gate:
         breaker: Recipient,
         *,
         margin: MarginParams | None = None,
+        orders: OrderParams | None = None,
+        quotes: QuoteSource | None = None,
         timeout_s: float = 2.0,
         journal: VerdictJournal | None = None,
         metrics: CheckMetrics | None = None,
@@ -94,6 +102,8 @@ class Gate:
         self.journal = journal
         self.metrics = metrics
         self.broker = broker
+        self.orders = orders if orders is not None else OrderParams()
+        self.quotes = quotes
         self._perf = perf_counter
         self._fetch = broker is not None and self.margin.enabled
 
@@ -116,7 +126,27 @@ class Gate:
             self.metrics.check(answer, self._perf() - started)
         return answer
 
+    def _watch_legs(self, request: CheckRequest) -> None:
+        """The collar needs a quote of every leg's contract: subscribe and wait for it.
+
+        Bounded by ``[orders] quote_wait_s`` in all; the adapter answers at once
+        for contracts it already has quotes of. What does not come in time is
+        the collar's ``stale_data`` (it fails closed).
+        """
+        if self.quotes is None or self.orders.price_collar_pct is None:
+            return
+        if request.invalid is not None or invalid_reason(request.legs) is not None:
+            return
+        deadline = self._perf() + self.orders.quote_wait_s
+        for leg in request.legs:
+            left = deadline - self._perf()
+            try:
+                self.quotes.ensure_quote(leg_contract(leg), max(left, 0.0))
+            except Exception:  # no quote is the collar's stale_data, never a crash
+                continue
+
     def _decide(self, request: CheckRequest) -> CheckAnswer:
+        self._watch_legs(request)
         first: pykka.Future[Any] = pykka.ThreadingFuture()
         self.portfolio.tell(replace(request, reply_to=first, fetch_whatif=self._fetch))
         try:
