@@ -421,6 +421,25 @@ def test_market_lines_never_move_a_position_or_its_stop() -> None:
         assert r.line(quote(2.0, "A", 124.0, 124.5)) == []  # 124 < 125: not active
 
 
+def test_a_dbl_max_quote_is_missing_data_not_a_peak() -> None:
+    """IB's DBL_MAX is an unset value (BRIEF: missing data, never a number; DESIGN §3:
+    a quote whose reference price is missing is ignored). As a price it would be a
+    peak of 1.8e308, so the next real quote TRIGGERs an exit of a flat position."""
+    with Run(TS) as r:
+        r.line(stock(0.0, "A", 10, 100.0))
+        out = r.lines(quote(1.0, "A", DBL_MAX, DBL_MAX), quote(2.0, "A", 100.0, 100.5))
+        assert stops(out) == []
+
+
+def test_a_dbl_max_leg_quote_is_missing_data_for_the_strategy() -> None:
+    with Run(TS) as r:
+        r.lines(option(0.0, "L", 1, 100.0, 5.0, strategy="S"))
+        r.lines(option(0.0, "H", -1, 110.0, 3.0, strategy="S"))
+        r.lines(quote(1.0, "L", 5.0, 5.5), quote(2.0, "H", 2.5, 3.0))
+        out = r.lines(quote(3.0, "L", DBL_MAX, DBL_MAX), quote(4.0, "L", 5.0, 5.5))
+        assert stops(out) == []
+
+
 # ------------------------------------------------------- reasons in order
 
 

@@ -28,13 +28,14 @@ from typing import Any
 
 import pykka
 import pytest
-from gate_harness import PureGate, R, codes, sleg, stk, triples
+from gate_harness import PureGate, R, codes, opt, sleg, stk, triples
 
 from actors.gate.params import GateParams, LimitParams, LossParams
 from actors.messages import (
     AccountUpdate,
     CheckAnswer,
     CheckRequest,
+    Greeks,
     LossBreach,
     Mark,
     PnlUpdate,
@@ -129,6 +130,18 @@ def test_unset_first_daily_does_not_set_the_base() -> None:
     m.pnl(2.0, math.nan)
     m.pnl(3.0, 400.0)  # the first real daily after the NLV
     assert m.estimate() == 100_000.0
+
+
+def test_an_unset_dbl_max_nlv_is_missing_data() -> None:
+    """IB's DBL_MAX is an unset value, never a number: it must not become the NLV,
+    the estimate or the high-water mark (after which every real NLV would look
+    like a 100 % drawdown and latch the breaker)."""
+    m = money(dd=10.0)
+    m.account(1.0, 100_000.0)
+    m.pnl(2.0, 0.0)
+    assert m.account(3.0, DBL_MAX) is None
+    assert m.estimate() == 100_000.0 and m.high_water == 100_000.0
+    assert m.account(4.0, 100_000.0) is None
 
 
 # --------------------------------------------------------- high-water mark
@@ -239,6 +252,23 @@ def test_pnl_exactly_max_pnl_age_is_fresh() -> None:
 
 def test_no_pnl_yet_is_stale_with_null_value() -> None:
     assert triples(loss_gate(30.0).check(1.0, sleg("AAPL", 1, 1.0))) == [("stale_data", None, 30.0)]
+
+
+def test_stale_value_is_the_oldest_age_with_its_own_limit() -> None:
+    g = PureGate(
+        GateParams(
+            limits=LimitParams({R.MAX_PORTFOLIO_DELTA: 1e6}, max_data_age_s=60.0),
+            loss=LossParams(max_daily_loss=1e6, max_pnl_age_s=30.0),
+        )
+    )
+    g.position("O", opt("AAPL", 100.0), 1)
+    g.quote(0.0, "O", 1.0, 1.1, None, Greeks(0.5, 0.01, 0.1, -0.01, 0.3, 100.0))
+    g.pnl(10.0, 0.0)
+    # Greeks 70 s old (limit 60), P&L 60 s old (limit 30): the largest age, 70, and 60
+    assert triples(g.check(70.0, sleg("AAPL", 1, 1.0))) == [("stale_data", 70.0, 60.0)]
+    g.quote(45.0, "O", 1.0, 1.1, None, Greeks(0.5, 0.01, 0.1, -0.01, 0.3, 100.0))
+    # Greeks 61 s old (limit 60), P&L 96 s old (limit 30): 96 and the P&L's limit
+    assert triples(g.check(106.0, sleg("AAPL", 1, 1.0))) == [("stale_data", 96.0, 30.0)]
 
 
 def test_a_risk_reducing_order_needs_no_fresh_pnl() -> None:

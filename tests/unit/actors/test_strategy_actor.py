@@ -308,3 +308,10 @@ def test_a_leg_quote_reaches_the_gate_as_the_collars_quote(wiring: Any) -> None:
     outside = Leg("X", SecType.OPT, 1, 5.375, Right.CALL, 100.0, EXP, 100.0)
     assert ask(gate, 2.0, inside).allowed
     assert triples(ask(gate, 2.0, outside)) == [("price_collar_pct", 5.375, 2.5)]
+
+
+def test_a_gate_whose_actors_do_not_answer_fails_closed(inline: InlineDispatcher) -> None:
+    silent = Probe.start(dispatcher=inline)  # takes every message, answers none
+    gate = Gate(silent, silent, timeout_s=0.05)
+    a = ask(gate, 1.0, sleg("AAPL", 1, 1.0))
+    assert not a.allowed and codes(a) == ["stale_data"]
