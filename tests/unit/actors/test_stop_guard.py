@@ -112,7 +112,7 @@ def test_stop_guard_trips_the_breaker_as_an_automatic_trip(inline: InlineDispatc
     assert view.snapshot["trips"] == 1 and view.snapshot["day_trips"] == 1
     assert view.snapshot["due"] == 120.0
     sched.advance_to(120.0)
-    ref.tell(Triggered(121.0, "B", "IBM"))  # A at 10 and S1 at 20 still within 60 s? no: 61+
+    ref.tell(Triggered(121.0, "B", "IBM"))  # (61, 121]: A and S1 have left
     ref.tell(Triggered(125.0, "C", "IBM"))  # B and C: a failure in HALF_OPEN → OPEN, 2nd trip
     view = ref.ask(GetBreakerState())
     assert view.state is BreakerState.OPEN and view.snapshot["latched"]  # the day's 2nd trip

@@ -241,7 +241,7 @@ def test_gate_journals_every_verdict_and_fails_closed_without_a_journal(wiring: 
     journal.ok = False
     a = ask(gate, 2.0, sleg("AAPL", 2, 1.0))
     assert not a.allowed and codes(a) == ["breaker_open"]
-    assert len(journal.rows) == 2 and journal.rows[1][1].allowed  # journaled as decided
+    assert len(journal.rows) == 2
 
 
 def test_an_answer_that_could_not_be_journaled_is_not_counted_as_allowed(
@@ -255,6 +255,22 @@ def test_an_answer_that_could_not_be_journaled_is_not_counted_as_allowed(
     assert not ask(gate, 1.0, sleg("AAPL", 1, 100.0)).allowed
     journal.ok = True
     retry = ask(gate, 2.0, sleg("AAPL", 1, 100.0))
+    assert retry.allowed, triples(retry)
+
+
+def test_an_answer_that_could_not_be_journaled_takes_no_half_open_permit(
+    wiring: Any,
+) -> None:
+    """DESIGN §5: each *allowed* entry takes a permit; the trader was told "denied"."""
+    journal = Journal()
+    cfg = {"breaker": {"open_timeout_s": 10.0, "half_open_max_tries": 1}}
+    topo, gate, sched = wiring(cfg, journal=journal)
+    topo.failure(Failure(0.0, FailureKind.MARGIN))
+    sched.advance_to(10.0)
+    journal.ok = False
+    assert codes(ask(gate, 10.0, sleg("AAPL", 1, 1.0))) == ["breaker_open"]
+    journal.ok = True
+    retry = ask(gate, 11.0, sleg("AAPL", 1, 1.0))
     assert retry.allowed, triples(retry)
 
 
