@@ -27,6 +27,7 @@ from actors.circuit_breaker import BreakerParams, CircuitBreaker, Transitions
 from actors.dead_man import DeadMan
 from actors.gate.admission import Admission, AllowedOrder
 from actors.gate.assessment import Admit
+from actors.gate.order import OrderKey
 from actors.gate.params import GateParams
 from actors.handle import Recipient
 from actors.messages import (
@@ -76,6 +77,22 @@ class BreakerStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class Revoke:
+    """The gate withdrew an allowance (its verdict could not be journaled): uncount it."""
+
+    t: float
+    key: OrderKey
+    permit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SeedHeartbeat:
+    """After a restart: the trader's last heartbeat or check, from the journal."""
+
+    last: float
+
+
+@dataclass(frozen=True, slots=True)
 class SeedAdmission:
     """After a restart: the allowed orders and TRIGGERs the windows must remember."""
 
@@ -111,8 +128,10 @@ class BreakerActor(PooledActor):
         self._arm()
 
     def is_priority(self, message: Any) -> bool:
-        """Checks jump the queue; a state query waits its turn so it sees what came before."""
-        return isinstance(message, Admit)
+        """Every message takes the priority lane, so they stay in order among themselves
+        (a check never overtakes the failure or kill told before it) and the breaker
+        is scheduled ahead of the position actors' quotes."""
+        return True
 
     def coalesce_key(self, message: Any) -> Hashable | None:
         return None
@@ -158,6 +177,14 @@ class BreakerActor(PooledActor):
         elif isinstance(message, GetBreakerState):
             dm = self.dead_man
             return BreakerView(cb.state, cb.snapshot(), dm.deadline, dm.last, dm.fired)
+        elif isinstance(message, Revoke):
+            self.admission.revoke(message.t, message.key)
+            if message.permit and cb.state is BreakerState.HALF_OPEN and cb.permits_used > 0:
+                cb.permits_used -= 1
+                cb.version += 1
+                self._tell(BreakerStateChanged(message.t, cb.snapshot()))
+        elif isinstance(message, SeedHeartbeat):
+            self._beat(message.last)
         elif isinstance(message, SeedAdmission):
             self.admission.reload(list(message.allowed))
             if self.guard is not None:

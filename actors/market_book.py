@@ -28,8 +28,16 @@ class TwoSided:
         return (self.bid + self.ask) / 2
 
 
+DBL_MAX = 1.7976931348623157e308
+
+
+def _price(x: float | None) -> bool:
+    """A usable price: finite, > 0, and not IB's unset DBL_MAX."""
+    return positive(x) and x is not None and x < DBL_MAX
+
+
 def two_sided(t: float, bid: float | None, ask: float | None) -> TwoSided | None:
-    if positive(bid) and positive(ask):
+    if _price(bid) and _price(ask):
         assert bid is not None and ask is not None
         if bid <= ask:
             return TwoSided(t, bid, ask)
@@ -77,7 +85,7 @@ class MarketBook:
         if quote is not None:
             self._market[contract_key(contract)] = quote
         if not contract.is_option:
-            if positive(last):
+            if _price(last):
                 assert last is not None
                 self._stock_price[contract.symbol] = (t, last)
             elif quote is not None:

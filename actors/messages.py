@@ -327,7 +327,7 @@ class GetStopState:
 @dataclass(frozen=True, slots=True)
 class AccountUpdate:
     t: float
-    net_liquidation: float
+    net_liquidation: float | None  # None: IB sent its unset value (an event without an NLV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +377,7 @@ class CheckAnswer:
     breaker_state: BreakerState | None = None
     detail: str = ""
     whatif: WhatIf | None = None  # the what-if the margin rules judged (journaled with it)
+    permit: bool = False  # this allowance took a half-open trial permit
     # The breaker's state after this check (a permit may have been taken), to
     # be journaled with the verdict in one transaction.
     breaker_snapshot: dict[str, Any] | None = field(default=None, compare=False, repr=False)
@@ -664,6 +665,7 @@ class SetLeg:
     strategy_id: str | None
     strategy: Any = field(default=None, compare=False, repr=False)  # the strategy actor
     fresh_stop: bool = False
+    stop_off: bool = False  # left a strategy after its TRIGGER: no stop of its own either
 
 
 @dataclass(frozen=True, slots=True)

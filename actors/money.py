@@ -61,10 +61,16 @@ class Money:
 
     # ------------------------------------------------------------- events
 
-    def account(self, t: float, nlv: float) -> LossBreach | None:
-        """A new NLV from IB: re-base the estimate on the daily P&L current now."""
-        self.nlv, self.nlv_t, self.nlv_from_ib = nlv, t, True
-        self.base = self.daily
+    def account(self, t: float, nlv: float | None) -> LossBreach | None:
+        """A new NLV from IB: re-base the estimate on the daily P&L current now.
+
+        An unset NLV (None, NaN, DBL_MAX, ≤ 0) is missing data: the event
+        still counts (loss rules are judged), the NLV does not change.
+        """
+        value = ib_number(nlv)
+        if value is not None and value > 0:
+            self.nlv, self.nlv_t, self.nlv_from_ib = value, t, True
+            self.base = self.daily
         return self._event(t)
 
     def pnl(

@@ -94,9 +94,10 @@ class PortfolioActor(PooledActor):
         self._nlv_changed()
 
     def is_priority(self, message: Any) -> bool:
-        # A market quote the gate waited for must be in before the check it
-        # was fetched for (checks overtake ordinary mail).
-        return isinstance(message, (CheckRequest, GetPortfolio, MarketQuote))
+        """Only marks wait in the ordinary lane (and fold there): everything else a check
+        depends on — a position change, a TRIGGER (cooldown), P&L, a market quote the
+        gate waited for — keeps its order with the checks, which overtake the marks."""
+        return not isinstance(message, Mark)
 
     def coalesce_key(self, message: Any) -> Hashable | None:
         """Queued marks of one position fold, newest wins — but only with their own

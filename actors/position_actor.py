@@ -61,6 +61,7 @@ class PositionActor(PooledActor):
         self.faults: Counter[QuoteFault] = Counter()
         self.strategy_id: str | None = None
         self.strategy: Recipient | None = None
+        self.stop_off = False  # a leg of a strategy that triggered, taken out of it
         if restored is not None:
             self.contract, self.qty = restored.contract, restored.qty
             self.opened_t = restored.opened_t
@@ -93,7 +94,7 @@ class PositionActor(PooledActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Quote):
-            if self.strategy_id is None:
+            if self.strategy_id is None and not self.stop_off:
                 self._quote(message)
             else:
                 self._leg_quote(message)
@@ -199,6 +200,7 @@ class PositionActor(PooledActor):
     def _set_leg(self, message: SetLeg) -> None:
         self.strategy_id = message.strategy_id
         self.strategy = message.strategy
+        self.stop_off = message.stop_off
         if message.fresh_stop:
             # The strategy ended before its trigger: a fresh per-leg stop
             # (extreme = entry, not active, no breaches) from the next quote.

@@ -247,6 +247,14 @@ class Topology:
         pid = update.id
         if pid in self.strategies or pid in self.spent:
             raise Refused(f"id {pid!r} is a strategy's id (ids share one namespace)")
+        current = self.leg_of.get(pid)
+        if current is not None and update.qty != 0 and (strategy is KEEP or strategy == current):
+            joined = self.strategies[current]
+            if update.contract.symbol != joined.symbol:
+                raise Refused(
+                    f"strategy {current!r} is on {joined.symbol}; "
+                    f"a leg on {update.contract.symbol} would give it a second symbol"
+                )
         if strategy is KEEP or strategy is None:
             return
         assert isinstance(strategy, str)
@@ -286,8 +294,12 @@ class Topology:
         record.legs.remove(pid)
         record.handle.tell(LegLeft(t, pid))
         if pid in self.positions:
-            # Out of its strategy (closing, or ``"strategy": null``): its own stop, fresh.
-            self.positions[pid].tell(SetLeg(t, None, None, fresh_stop=True))
+            # Out of its strategy (closing, or ``"strategy": null``): its own stop,
+            # fresh — unless the strategy had triggered: its exit is out, and
+            # closing its legs re-enables nothing (no second exit).
+            self.positions[pid].tell(
+                SetLeg(t, None, None, fresh_stop=not triggered, stop_off=triggered)
+            )
         if not triggered or not record.legs:
             # Ended (its remaining legs get their own stops back from the strategy
             # actor), or its last leg closed after the trigger: the id is spent.

@@ -44,6 +44,9 @@ from actors.messages import (
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+#: IB's unset value for a double: missing data wherever IB data come in.
+DBL_MAX = 1.7976931348623157e308
+
 
 class BadInput(ValueError):
     """Input that cannot be understood; the message names the offending field."""
@@ -111,6 +114,12 @@ def event_time(obj: Mapping[str, Any]) -> float:
     return _finite(obj, "t")
 
 
+def _quoted(obj: Mapping[str, Any], name: str) -> float | None:
+    """A quote's number as IB data: DBL_MAX is IB's unset value, missing like null."""
+    v = _number(obj, name)
+    return None if v is not None and abs(v) == DBL_MAX else v
+
+
 def greeks(obj: Any, where: str = "greeks") -> Greeks | None:
     if obj is None:
         return None
@@ -121,12 +130,12 @@ def greeks(obj: Any, where: str = "greeks") -> Greeks | None:
         raise BadInput(f"{where}.{sorted(unknown)[0]}: unknown field")
     try:
         return Greeks(
-            _number(obj, "delta"),
-            _number(obj, "gamma"),
-            _number(obj, "vega"),
-            _number(obj, "theta"),
-            _number(obj, "iv"),
-            _number(obj, "und_price"),
+            _quoted(obj, "delta"),
+            _quoted(obj, "gamma"),
+            _quoted(obj, "vega"),
+            _quoted(obj, "theta"),
+            _quoted(obj, "iv"),
+            _quoted(obj, "und_price"),
         )
     except BadInput as exc:
         raise BadInput(f"{where}.{exc}") from None
@@ -184,14 +193,18 @@ def quote(obj: Mapping[str, Any], t: float) -> Quote:
     return Quote(
         t,
         _string(obj, "id"),
-        _number(obj, "bid"),
-        _number(obj, "ask"),
-        _number(obj, "last"),
+        _quoted(obj, "bid"),
+        _quoted(obj, "ask"),
+        _quoted(obj, "last"),
         greeks(obj.get("greeks")),
     )
 
 
 def account(obj: Mapping[str, Any], t: float) -> AccountUpdate:
+    """IB's NLV; DBL_MAX is its unset value: an account event without a new NLV."""
+    v = _number(obj, "net_liquidation", required=True)
+    if v is not None and abs(v) == DBL_MAX:
+        return AccountUpdate(t, None)
     return AccountUpdate(t, _finite(obj, "net_liquidation", positive=True))
 
 
@@ -201,9 +214,6 @@ def _ib_value(obj: Mapping[str, Any], name: str) -> float | None:
     if v is None or not math.isfinite(v) or abs(v) >= DBL_MAX:
         return None
     return v
-
-
-DBL_MAX = 1.7976931348623157e308
 
 
 def pnl(obj: Mapping[str, Any], t: float) -> PnlUpdate:
@@ -216,7 +226,7 @@ def pnl(obj: Mapping[str, Any], t: float) -> PnlUpdate:
 def market(obj: Mapping[str, Any], t: float) -> MarketQuote:
     """A quote of any contract: its fields are required (a missing one is a bad line)."""
     return MarketQuote(
-        t, contract(obj), _number(obj, "bid"), _number(obj, "ask"), _number(obj, "last")
+        t, contract(obj), _quoted(obj, "bid"), _quoted(obj, "ask"), _quoted(obj, "last")
     )
 
 

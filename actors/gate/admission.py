@@ -45,6 +45,11 @@ class Admission:
             for c in self.controls:
                 c.admitted(order.t, order.key)
 
+    def revoke(self, t: float, key: OrderKey) -> None:
+        """An allowance withdrawn by the gate (its verdict could not be journaled)."""
+        for c in self.controls:
+            c.revoke(t, key)
+
     def decide(
         self, a: Assessment, whatif: WhatIf | None, breaker: CircuitBreaker
     ) -> tuple[CheckAnswer, Transitions]:
@@ -67,6 +72,7 @@ class Admission:
         stale_data = stale_reason(stale)
         if stale_data is not None:
             others.append(stale_data)
+        permits = breaker.permits_used
         code, moved = breaker.admit(t, entry=not a.risk_reducing, wants_permit=not others)
         if code is not None:
             others.append(Reason(code))
@@ -84,5 +90,6 @@ class Admission:
             breaker.state,
             detail,
             whatif if margin_judged else None,
+            breaker.permits_used > permits,
         )
         return answer, moved

@@ -26,8 +26,9 @@ from typing import Any, Protocol
 
 import pykka
 
+from actors.breaker_actor import Revoke
 from actors.gate.assessment import Admit, Assessment
-from actors.gate.order import invalid_reason, leg_contract
+from actors.gate.order import invalid_reason, leg_contract, order_key
 from actors.gate.params import MarginParams, OrderParams
 from actors.handle import Recipient
 from actors.messages import (
@@ -112,6 +113,9 @@ class Gate:
         answer = self._decide(request)
         durable = self.journal is None or self.journal.verdict(request, answer)
         if not durable and answer.allowed:
+            # Not durable, so not allowed: the windows and the permit that the
+            # allowance counted are given back, and the denial is what is journaled.
+            self.breaker.tell(Revoke(answer.t, order_key(request.legs), answer.permit))
             answer = CheckAnswer(
                 answer.t,
                 answer.id,
@@ -122,6 +126,8 @@ class Gate:
                 "the journal is unavailable",
                 answer.whatif,
             )
+            if self.journal is not None:
+                self.journal.verdict(request, answer)
         if self.metrics is not None:
             self.metrics.check(answer, self._perf() - started)
         return answer

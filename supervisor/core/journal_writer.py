@@ -77,7 +77,7 @@ class JournalWriter:
 
     # ----------------------------------------------------------------- writes
 
-    def write(self, row: Row) -> bool:
+    def write(self, row: Row, *, keep: bool = True) -> bool:
         """Journal a row and the state it leaves; False: held in memory (store down).
 
         A row with a ``claim`` whose key was already claimed writes nothing and
@@ -93,7 +93,8 @@ class JournalWriter:
                     return True
                 except StoreUnavailable as exc:
                     fault = self.down = str(exc)
-            self.backlog.append(row)
+            if keep:
+                self.backlog.append(row)
         if fault is not None:
             log.error("store unavailable, decisions held in memory: %s", fault)
             if self.on_fault is not None:
@@ -137,8 +138,11 @@ class JournalWriter:
             payload["whatif"] = json_codec.whatif_fields(answer.whatif)
         if answer.allowed:
             payload["legs"] = [json_codec.leg_fields(leg) for leg in request.legs]
+        # An allowance that cannot be made durable is not one: it is not held
+        # for later; the gate denies it and journals the denial instead.
         return self.write(
-            Row(answer.t, JournalKind.CHECK, payload, breaker=answer.breaker_snapshot)
+            Row(answer.t, JournalKind.CHECK, payload, breaker=answer.breaker_snapshot),
+            keep=not answer.allowed,
         )
 
     # ---------------------------------------------------------------- recovery

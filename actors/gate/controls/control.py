@@ -44,6 +44,10 @@ class AdmissionControl(Protocol):
         """The order was allowed: count it."""
         ...
 
+    def revoke(self, t: float, key: OrderKey) -> None:
+        """An allowance was withdrawn (it could not be journaled): count it no more."""
+        ...
+
     def horizon_s(self) -> float:
         """How far back allowed orders matter (what a restart must reload)."""
         ...

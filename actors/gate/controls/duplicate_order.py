@@ -41,5 +41,17 @@ class DuplicateOrder:
         self.allowed.append((t, key))
         self._count[key] = self._count.get(key, 0) + 1
 
+    def revoke(self, t: float, key: OrderKey) -> None:
+        allowed = self.allowed
+        for i in range(len(allowed) - 1, -1, -1):
+            if allowed[i] == (t, key):
+                del allowed[i]
+                left = self._count[key] - 1
+                if left:
+                    self._count[key] = left
+                else:
+                    del self._count[key]
+                return
+
     def horizon_s(self) -> float:
         return self.window_s

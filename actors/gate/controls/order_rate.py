@@ -38,5 +38,12 @@ class OrderRate:
     def admitted(self, t: float, key: OrderKey) -> None:
         self.allowed.append(t)
 
+    def revoke(self, t: float, key: OrderKey) -> None:
+        allowed = self.allowed
+        for i in range(len(allowed) - 1, -1, -1):
+            if allowed[i] == t:
+                del allowed[i]
+                return
+
     def horizon_s(self) -> float:
         return self.window_s

@@ -241,7 +241,8 @@ def test_gate_journals_every_verdict_and_fails_closed_without_a_journal(wiring: 
     journal.ok = False
     a = ask(gate, 2.0, sleg("AAPL", 2, 1.0))
     assert not a.allowed and codes(a) == ["breaker_open"]
-    assert len(journal.rows) == 2
+    # the allowance that could not be journaled is withdrawn; its denial is journaled
+    assert [answer.allowed for _, answer in journal.rows] == [True, True, False]
 
 
 def test_an_answer_that_could_not_be_journaled_is_not_counted_as_allowed(
