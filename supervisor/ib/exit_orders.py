@@ -592,9 +592,9 @@ class ExitOrders:
                 log.error("cannot reconcile closing orders (store unavailable): %s", exc)
         for key, order in self._waiting.items():
             pending.setdefault(key, _pids(order))
+        self._check_tracked(open_orders, fills)  # before this call sends anything
         for key, pids in pending.items():
             self._settle(key, pids, live, filled)
-        self._check_tracked(open_orders, fills)
 
     def _settle(
         self,
