@@ -128,6 +128,9 @@ class IbAdapter:
     cancel (default: a ``kill`` journal row); ``on_closing`` of each
     journaled step of a closing order; ``triggered_stops`` lists the durable
     triggered stops to reconcile (default: the store's saved stops).
+    ``recover_quote_wait_s`` bounds the wait for a quote to price such a
+    stop's exit; ``kill_attempts`` and ``kill_first_wait_s`` shape a kill's
+    cancel retries (the wait doubles, up to 4 s).
     """
 
     def __init__(
@@ -145,6 +148,8 @@ class IbAdapter:
         stop_params: Callable[[str], StopParams] | None = None,
         sync_timeout_s: float | None = None,
         recover_quote_wait_s: float = 5.0,
+        kill_attempts: int = 5,
+        kill_first_wait_s: float = 0.25,
     ) -> None:
         self.daemon = daemon
         self.config = config if config is not None else daemon.config.ib
@@ -186,7 +191,13 @@ class IbAdapter:
             success=daemon.success,
             on_update=on_closing,
         )
-        self.cancels = CancelAll(self.orders, self._kill_step, list_timeout_s=self.sync_timeout_s)
+        self.cancels = CancelAll(
+            self.orders,
+            self._kill_step,
+            attempts=kill_attempts,
+            first_wait_s=kill_first_wait_s,
+            list_timeout_s=self.sync_timeout_s,
+        )
         self._feed_errors: dict[int, float] = {}
         self._early: list[ClosingOrder] = []  # closing orders before start(): sent at start
         self._pending_kills: list[str] = []  # kills waiting for a session

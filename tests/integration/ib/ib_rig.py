@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,18 +85,29 @@ def make_config(port: int, **ib: Any) -> Config:
 class Rig:
     """A daemon and its adapter on one store; restartable."""
 
-    def __init__(self, sim: SimulatorThread, path: Path, **ib: Any) -> None:
+    def __init__(
+        self,
+        sim: SimulatorThread,
+        path: Path,
+        *,
+        store: Store | None = None,
+        adapter: Mapping[str, Any] | None = None,
+        **ib: Any,
+    ) -> None:
         self.sim = sim
         self.config = make_config(sim.port, **ib)
         self.path = path
-        self.store = Store(path)
+        self.store = store if store is not None else Store(path)
+        self.adapter_kw = dict(adapter or {})
         self.daemon: Daemon | None = None
         self.adapter: IbAdapter | None = None
 
     def start(self, *, wait: bool = True, timeout: float = 5.0) -> IbAdapter:
         self.daemon = Daemon(self.config, store=self.store, housekeeping_s=0.2)
         self.daemon.start()
-        self.adapter = IbAdapter(self.daemon, rng=random.Random(5), stop_timeout_s=3.0)
+        self.adapter = IbAdapter(
+            self.daemon, rng=random.Random(5), stop_timeout_s=3.0, **self.adapter_kw
+        )
         self.adapter.start()
         if wait:
             assert self.adapter.wait_status("connected", timeout), "adapter did not connect"
@@ -185,8 +196,16 @@ def exit_orders(sim: SimulatorThread) -> list[SimOrder]:
 
 
 @contextmanager
-def rig(sim: SimulatorThread, tmp_path: Path, *, start: bool = True, **ib: Any) -> Iterator[Rig]:
-    r = Rig(sim, tmp_path / "state.sqlite", **ib)
+def rig(
+    sim: SimulatorThread,
+    tmp_path: Path,
+    *,
+    start: bool = True,
+    store: Store | None = None,
+    adapter: Mapping[str, Any] | None = None,
+    **ib: Any,
+) -> Iterator[Rig]:
+    r = Rig(sim, tmp_path / "state.sqlite", store=store, adapter=adapter, **ib)
     try:
         if start:
             r.start()
