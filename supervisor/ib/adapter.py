@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final, Protocol
 
@@ -200,6 +201,7 @@ class IbAdapter:
         )
         self._feed_errors: dict[int, float] = {}
         self._early: list[ClosingOrder] = []  # closing orders before start(): sent at start
+        self._early_lock = threading.Lock()
         self._pending_kills: list[str] = []  # kills waiting for a session
         self._hooked_trigger = False
         self._hooked_transition = False
@@ -220,21 +222,23 @@ class IbAdapter:
 
     def start(self) -> None:
         """Start the loop thread and begin connecting; returns at once."""
-        if self._started:
-            return
-        self._started = True
-        if self.config.exit_orders:
-            self.daemon.on_trigger = self.on_trigger
-            self._hooked_trigger = True
-        if self.config.cancel_on_open:
-            self.daemon.on_transition = self.on_transition
-            self._hooked_transition = True
-        self.session.start()
-        self.session.call_soon(self._begin)
+        with self._early_lock:
+            if self._started:
+                return
+            if self.config.exit_orders:
+                self.daemon.on_trigger = self.on_trigger
+                self._hooked_trigger = True
+            if self.config.cancel_on_open:
+                self.daemon.on_transition = self.on_transition
+                self._hooked_transition = True
+            self.session.start()
+            self.session.call_soon(self._begin)
+            self._started = True
 
     def _begin(self) -> None:
         self.session.spawn(self._retry_loop())
-        early, self._early = self._early, []
+        with self._early_lock:
+            early, self._early = self._early, []
         for order in early:
             self._submit(order)
 
@@ -353,9 +357,10 @@ class IbAdapter:
 
     def place_closing(self, order: ClosingOrder) -> None:
         """Claim, place, record and reconcile one closing order (asynchronous, any thread)."""
-        if not self._started:
-            self._early.append(order)
-            return
+        with self._early_lock:
+            if not self._started:
+                self._early.append(order)
+                return
         if not self.session.call_soon(self._submit, order):
             log.error("IB adapter stopped: closing order %s not sent", order.key)
             self.journal(
@@ -433,6 +438,8 @@ class IbAdapter:
         price, source = await self._exit_price(snap)
         if session != self.session.session or not self._ready:
             return  # the next session recovers it
+        if not self.exits.unclaimed([snap]):
+            return  # its TRIGGER's own exit got there meanwhile (it was only in flight)
         if price is None:
             log.error(
                 "triggered stop %s (%s) has no exit claimed and no price to place one", pid, tid

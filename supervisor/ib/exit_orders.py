@@ -490,13 +490,16 @@ class ExitOrders:
         con_ids = {int(leg.position_id) for leg in order.legs if leg.position_id.isdigit()}
         return self.refusal_for(con_ids, order.key)
 
-    def refusal_for(self, con_ids: Iterable[int], key: str | None = None) -> str | None:
+    def refusal_for(
+        self, con_ids: Iterable[int], key: str | None = None, *, foreign_only: bool = False
+    ) -> str | None:
         """Why no (further) closing order may be sent for these contracts, if IB says so.
 
-        A working ``rs-exit:`` order of ours on one of them (any key but
-        ``key``), or a contract whose latest execution is an ``rs-exit:`` fill
-        of a key this store does not know: a closing order from an incarnation
-        that lost its store, which a new stop must not repeat.
+        A working ``rs-exit:`` order on one of them (any key but ``key``; with
+        ``foreign_only``, only of keys this store does not know), or a
+        contract whose latest execution is an ``rs-exit:`` fill of a key this
+        store does not know: a closing order from an incarnation that lost its
+        store, which a new stop must not repeat.
         """
         wanted = set(con_ids)
         if not wanted:
@@ -509,6 +512,8 @@ class ExitOrders:
             tracked = self._orders.get(o.order_id) if o.client_id == mine else None
             ref = o.order_ref or (tracked.order_ref if tracked is not None else "")
             if not ref.startswith(EXIT_REF_PREFIX) or ref == own_ref:
+                continue
+            if foreign_only and (tracked is not None or self._key_of(ref) is not None):
                 continue
             return (
                 f"IB shows closing order {o.order_id} ({ref}, client {o.client_id}, {o.status}) "
@@ -553,10 +558,11 @@ class ExitOrders:
         return candidate if found is not None else None
 
     def report_refusals(self, position_ids: Iterable[str]) -> dict[str, str]:
-        """At a session start: journal and log every held position IB forbids a new exit for."""
+        """At a session start: journal and log every held position IB shows exited by an
+        order this store does not know (a lost store): no new exit will be placed for it."""
         out: dict[str, str] = {}
         for pid in position_ids:
-            why = self.refusal_for([int(pid)]) if pid.isdigit() else None
+            why = self.refusal_for([int(pid)], foreign_only=True) if pid.isdigit() else None
             if why is None:
                 continue
             out[pid] = why

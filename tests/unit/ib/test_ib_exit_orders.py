@@ -545,6 +545,16 @@ def test_a_working_exit_at_ib_forbids_a_second_one(world: World) -> None:
     assert len(world.broker.orders) == 1
 
 
+def test_our_own_working_exit_is_not_reported_as_a_lost_store(world: World) -> None:
+    p = world.start()
+    p.exits.submit(aapl_exit("1001@1.0"))
+    q = world.start()  # a normal restart: the store knows the working exit's key
+    assert q.exits.report_refusals(["1001"]) == {}
+    q.exits.submit(aapl_exit("kill:k9:1001"))  # but no second closing order while it works
+    assert q.rows.statuses() == ["refused"]
+    assert len(world.broker.orders) == 1
+
+
 def test_a_foreign_exit_fill_as_latest_execution_forbids_a_second_exit(world: World) -> None:
     world.broker.fills.append(
         BrokerFill("e1", 55, CLIENT, "rs-exit:1001@0.5", 1001, 10.0, "SLD", 40.0, 99.0)
