@@ -16,6 +16,8 @@
   ``price_source`` and side, crossed or too-wide states ignored — and the
   highest and lowest of those reference prices ride on the quote as
   ``high``/``low``, the fields a mailbox uses when it folds quotes together.
+  An event that ends in a state the stop would ignore (a crossed book) is sent
+  as two quotes: its last valid state carrying the peaks, then its end.
 * ``NetLiquidation`` (account updates / account summary) → ``account``.
 
 Subscriptions are paced (``subscribe_rate`` messages a second, below
@@ -35,9 +37,10 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from typing import Final, Protocol
 
-from ib_async import IB, AccountValue, OptionComputation, Position, Ticker
+from ib_async import IB, AccountValue, OptionComputation, Position, TickData, Ticker
 from ib_async import Contract as IbContract
 
 from actors.messages import Contract, Greeks, PositionUpdate, Quote, Right, SecType
@@ -47,7 +50,9 @@ from supervisor.ib.session import describe
 __all__ = [
     "Feed",
     "FeedInputs",
+    "Peaks",
     "contract_of",
+    "event_extremes",
     "greeks_of",
     "ib_contract",
     "ib_price",
@@ -169,6 +174,70 @@ def routed(c: IbContract) -> IbContract:
     out = copy.copy(c)
     out.exchange = "SMART"
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Peaks:
+    """What one ticker event passed through, for the quote (or two) it becomes.
+
+    ``high``/``low``: the highest and lowest reference price of its states
+    (None when there is nothing between two events to carry). ``last_valid``:
+    set when the event *ends* in a state the stop ignores (crossed, too wide,
+    a side missing) although it passed through states the stop accepts — the
+    last of those, to be sent as a quote of its own carrying the peaks, since
+    a stop ignores an invalid quote whole, ``high`` and ``low`` included.
+    """
+
+    high: float | None = None
+    low: float | None = None
+    last_valid: tuple[float | None, float | None, float | None] | None = None
+
+
+def event_extremes(
+    params: StopParams,
+    long: bool,
+    previous: tuple[float | None, float | None, float | None],
+    ticks: Iterable[TickData],
+    final: tuple[float | None, float | None, float | None],
+) -> Peaks:
+    """The reference prices of every state one ticker event passed through.
+
+    ``previous`` is the (bid, ask, last) the last event left, ``ticks`` this
+    event's ticks in order, ``final`` the state it ends in. Each state is
+    judged as the position's stop judges a quote (its ``price_source``, its
+    side; a crossed book or a too-wide spread ignored), so what rides on the
+    quote is exactly what the stop would have seen had each tick been a
+    quote of its own.
+    """
+    bid, ask, last = previous
+    refs: list[float] = []
+    last_valid: tuple[float | None, float | None, float | None] | None = None
+    for tick in ticks:
+        kind = tick.tickType
+        if kind in _BID_TICKS:
+            bid = ib_price(tick.price)
+        elif kind in _ASK_TICKS:
+            ask = ib_price(tick.price)
+        elif kind in _LAST_TICKS:
+            last = ib_price(tick.price)
+        elif kind in _BID_SIZE_TICKS and tick.size == 0:
+            bid = None
+        elif kind in _ASK_SIZE_TICKS and tick.size == 0:
+            ask = None
+        else:
+            continue
+        ref = reference_price(params, long, bid, ask, last)
+        if isinstance(ref, float):
+            refs.append(ref)
+            last_valid = (bid, ask, last)
+    final_ref = reference_price(params, long, *final)
+    if not isinstance(final_ref, float):
+        return Peaks(max(refs), min(refs), last_valid) if refs else Peaks()
+    if (bid, ask, last) != tuple(final):  # a tick ib_async did not record: end where IB is
+        refs.append(final_ref)
+    if len(refs) < 2:
+        return Peaks()
+    return Peaks(max(refs), min(refs))
 
 
 # ------------------------------------------------------------------ the feed
@@ -507,56 +576,31 @@ class Feed:
             if self._tickers.get(pid) is not tk:
                 continue
             bid, ask, last = ib_price(tk.bid), ib_price(tk.ask), ib_price(tk.last)
-            high, low = self._extremes(pid, tk, (bid, ask, last))
-            q = Quote(t, pid, bid, ask, last, greeks_of(tk.modelGreeks), high=high, low=low)
+            greeks = greeks_of(tk.modelGreeks)
+            peaks = self._extremes(pid, tk, (bid, ask, last))
+            if peaks.last_valid is not None:
+                b, a, x = peaks.last_valid
+                passed = Quote(t, pid, b, a, x, greeks, high=peaks.high, low=peaks.low)
+                if self.inputs.quote(passed):
+                    self.quotes += 1
+                q = Quote(t, pid, bid, ask, last, greeks)
+            else:
+                q = Quote(t, pid, bid, ask, last, greeks, high=peaks.high, low=peaks.low)
             if self.inputs.quote(q):
                 self.quotes += 1
             event = self._quoted.get(pid)
             if event is not None:
                 event.set()
 
-    def _extremes(self, pid: str, tk: Ticker, final: _Prices) -> tuple[float | None, float | None]:
-        """The highest and lowest reference price over every state this event passed through.
-
-        None, None when the event held one state only (nothing between two
-        events to carry). States are judged with the position's own stop
-        parameters and side, so a crossed book or a too-wide spread in the
-        middle of an event is ignored exactly as the stop would ignore it.
-        """
+    def _extremes(self, pid: str, tk: Ticker, final: _Prices) -> Peaks:
         previous = self._prices.get(pid, (None, None, None))
         self._prices[pid] = final
-        ticks = tk.ticks
         mapped = self._mapped.get(pid)
         qty = self._qty.get(pid)
-        if len(ticks) < 2 or mapped is None or not qty:
-            return None, None
+        if len(tk.ticks) < 2 or mapped is None or not qty:
+            return Peaks()
         params = self.stop_params(mapped.symbol)
-        long = qty > 0
-        bid, ask, last = previous
-        refs: list[float] = []
-        for tick in ticks:
-            kind = tick.tickType
-            if kind in _BID_TICKS:
-                bid = ib_price(tick.price)
-            elif kind in _ASK_TICKS:
-                ask = ib_price(tick.price)
-            elif kind in _LAST_TICKS:
-                last = ib_price(tick.price)
-            elif kind in _BID_SIZE_TICKS and tick.size == 0:
-                bid = None
-            elif kind in _ASK_SIZE_TICKS and tick.size == 0:
-                ask = None
-            else:
-                continue
-            ref = reference_price(params, long, bid, ask, last)
-            if isinstance(ref, float):
-                refs.append(ref)
-        ref = reference_price(params, long, *final)
-        if isinstance(ref, float):
-            refs.append(ref)
-        if len(refs) < 2:
-            return None, None
-        return max(refs), min(refs)
+        return event_extremes(params, qty > 0, previous, tk.ticks, final)
 
     # ------------------------------------------------------------ account
 
