@@ -390,6 +390,10 @@ class ExitOrders:
                 self._note(order, "waiting_for_connection", {})
             return
         self._waiting.pop(key, None)
+        why = self.refusal(order)  # claimed before IB's evidence was known (no session yet)
+        if why is not None:
+            self._resolve_without_order(order, "refused", why)
+            return
         ticket, unplaced = self._ticket(order)
         if ticket is None:
             status, why = unplaced

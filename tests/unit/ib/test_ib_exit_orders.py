@@ -545,6 +545,19 @@ def test_a_working_exit_at_ib_forbids_a_second_one(world: World) -> None:
     assert len(world.broker.orders) == 1
 
 
+def test_claimed_before_ib_was_known_is_still_refused_by_its_evidence(world: World) -> None:
+    p = world.start(ready=False)
+    p.exits.submit(aapl_exit("1001@9.0"))  # claimed while the session is being set up
+    world.broker.foreign.append(
+        BrokerOrder(55, 3, "rs-exit:1001@0.5", (1001,), "Submitted", "SELL", 100.0)
+    )
+    p.port.is_ready = True
+    p.exits.on_ready()
+    assert world.broker.orders == []
+    assert p.rows.statuses() == ["waiting_for_connection", "refused"]
+    assert p.store.pending_exits() == []  # settled: never sent later either
+
+
 def test_our_own_working_exit_is_not_reported_as_a_lost_store(world: World) -> None:
     p = world.start()
     p.exits.submit(aapl_exit("1001@1.0"))
