@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from actors import pricing
 from actors.exact_sum import ExactSum
+from actors.gate.stale import StaleItem
 from actors.messages import Contract, Greeks, Right
 
 GREEK_FIELDS = ("delta", "gamma", "vega", "theta", "iv", "und_price")
@@ -82,6 +83,9 @@ class Holding:
     greeks: Greeks | None = None
     greeks_t: float | None = None
     greeks_computed: bool = False  # BSM from our own prices: IB sent no modelGreeks
+    price_t: float | None = None  # a stock: the event time of the quote that set its price
+    # an option: (t, und_price) of its last quote whose Greeks (from IB) carried one
+    und_seen: tuple[float, float] | None = None
     # contributions currently added to the aggregates (None: unknown, not added)
     delta: float | None = None
     gamma: float | None = None
@@ -133,10 +137,14 @@ class Book:
         self.by_key: dict[tuple[object, ...], str] = {}
         self.totals = _Totals()
         self.symbol_delta: dict[str, ExactSum] = {}
+        self.symbol_dollar_delta: dict[str, ExactSum] = {}
         self.group_notional: dict[str, ExactSum] = {g: ExactSum() for g in self.groups}
         self.incomplete = 0
         self.nlv: float | None = None
-        self.und_price: dict[str, float] = {}
+        # The newest price seen of each underlying, and when: a held stock's
+        # price or an option quote's und_price (DESIGN §4, BSM legs).
+        self.und_price: dict[str, tuple[float, float]] = {}
+        self.by_symbol: dict[str, set[str]] = {}
         self.version = 0  # bumps on every change: lets costly views cache
         self._greeks_heap: list[tuple[float, str]] = []
 
@@ -148,13 +156,16 @@ class Book:
             h = Holding(id, contract, qty)
             self.holdings[id] = h
             self.by_key[contract_key(contract)] = id
+            self.by_symbol.setdefault(contract.symbol, set()).add(id)
             self._admit(h)
             return
         before = _contributions(h)
         if h.contract != contract:
             self._retire(h)
             self.by_key.pop(contract_key(h.contract), None)
+            self._unindex(h)
             self.by_key[contract_key(contract)] = id
+            self.by_symbol.setdefault(contract.symbol, set()).add(id)
             h.contract, h.qty = contract, qty
             self._admit(h)
             return
@@ -168,7 +179,15 @@ class Book:
         self._retire(h)
         if self.by_key.get(contract_key(h.contract)) == id:
             del self.by_key[contract_key(h.contract)]
+        self._unindex(h)
         self.version += 1
+
+    def _unindex(self, h: Holding) -> None:
+        ids = self.by_symbol.get(h.contract.symbol)
+        if ids is not None:
+            ids.discard(h.id)
+            if not ids:
+                del self.by_symbol[h.contract.symbol]
 
     def mark(
         self,
@@ -191,6 +210,7 @@ class Book:
         if positive(last):
             h.last = last
         computed = False
+        from_ib = greeks is not None
         if greeks is None and h.contract.is_option and (h.greeks is None or h.greeks_computed):
             greeks = self._model_greeks(h, t)
             computed = greeks is not None
@@ -200,13 +220,18 @@ class Book:
                 heapq.heappush(self._greeks_heap, (t, id))
         symbol = h.contract.symbol
         if h.contract.is_option:
-            und = h.greek("und_price")
-            if und is not None and und > 0:
-                self.und_price[symbol] = und
+            # Only a quote that carried IB's Greeks says where the underlying is
+            # now; an old und_price (or our own BSM's) is not an observation.
+            und = greeks.und_price if from_ib and greeks is not None else None
+            if positive(und):
+                assert und is not None
+                h.und_seen = (t, und)
+                self.und_price[symbol] = (t, und)
         else:
             price = h.price()
             if price is not None:
-                self.und_price[symbol] = price
+                h.price_t = t
+                self.und_price[symbol] = (t, price)
         self._admit(h, before)
 
     def _model_greeks(self, h: Holding, t: float) -> Greeks | None:
@@ -219,7 +244,8 @@ class Book:
         if self.pricing is None:
             return None
         c = h.contract
-        und = self.und_price.get(c.symbol)
+        seen = self.und_price.get(c.symbol)
+        und = None if seen is None else seen[1]
         if positive(h.bid) and positive(h.ask):
             assert h.bid is not None and h.ask is not None
             price: float | None = (h.bid + h.ask) / 2
@@ -313,6 +339,15 @@ class Book:
                 sd.sub(o)
             if n is not None:
                 sd.add(n)
+        o, n = old[4], new[4]
+        if o != n:
+            sdd = self.symbol_dollar_delta.get(symbol)
+            if sdd is None:
+                sdd = self.symbol_dollar_delta[symbol] = ExactSum()
+            if o is not None:
+                sdd.sub(o)
+            if n is not None:
+                sdd.add(n)
         o, n = old[5], new[5]
         if o != n:
             for g in self._groups_of.get(symbol, ()):
@@ -352,17 +387,31 @@ class Book:
             heapq.heappop(heap)
         return None
 
-    def data_problem(self, t: float, max_age_s: float) -> str | None:
+    def stale(self, t: float, max_age_s: float) -> StaleItem | None:
         """Why no decision can be made now (fail closed), or None."""
         if self.incomplete:
-            return f"{self.incomplete} position(s) lack the prices or Greeks the limits need"
+            return StaleItem(
+                f"{self.incomplete} position(s) lack the prices or Greeks the limits need",
+                None,
+                max_age_s,
+            )
         if self.needs.nlv and not positive(self.nlv):
-            return "net liquidation value is unknown"
+            return StaleItem("net liquidation value is unknown", None, max_age_s)
         if self.needs.greek_fields:
             oldest = self.oldest_greeks_t()
             if oldest is not None and t - oldest > max_age_s:
-                return f"Greeks are {t - oldest:.3f}s old (max_data_age_s {max_age_s:g})"
+                age = t - oldest
+                detail = f"Greeks are {age:.3f}s old (max_data_age_s {max_age_s:g})"
+                return StaleItem(detail, age, max_age_s)
         return None
+
+    def data_problem(self, t: float, max_age_s: float) -> str | None:
+        """The stale data's description, or None (for views)."""
+        item = self.stale(t, max_age_s)
+        return None if item is None else item.detail
+
+    def holdings_on(self, symbol: str) -> list[Holding]:
+        return [self.holdings[i] for i in self.by_symbol.get(symbol, ())]
 
     def holding_for(self, contract: Contract) -> Holding | None:
         id = self.by_key.get(contract_key(contract))

@@ -39,8 +39,12 @@ class KindPolicy:
     trip: bool = False
 
 
+# Kinds that trip at once unless configured otherwise; loss_limit always does.
+_TRIP_BY_DEFAULT = frozenset({FailureKind.MARGIN, FailureKind.STOP_GUARD, FailureKind.LOSS_LIMIT})
+
+
 def default_kinds() -> dict[FailureKind, KindPolicy]:
-    return {k: KindPolicy(trip=k is FailureKind.MARGIN) for k in FailureKind}
+    return {k: KindPolicy(trip=k in _TRIP_BY_DEFAULT) for k in FailureKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +59,23 @@ class BreakerParams:
     kinds: Mapping[FailureKind, KindPolicy] = field(default_factory=default_kinds)
 
     def kind(self, kind: FailureKind) -> KindPolicy:
-        return self.kinds.get(kind, KindPolicy(trip=kind is FailureKind.MARGIN))
+        if kind is FailureKind.LOSS_LIMIT:
+            return KindPolicy(trip=True)  # always trips (and latches): not configurable
+        return self.kinds.get(kind, KindPolicy(trip=kind in _TRIP_BY_DEFAULT))
 
     def open_duration(self, trips: int) -> float:
-        """Open time after the ``trips``-th automatic trip since the last CLOSED."""
-        duration = self.open_timeout_s * self.backoff_multiplier ** (max(trips, 1) - 1)
-        return min(duration, self.max_open_timeout_s)
+        """Open time after the ``trips``-th automatic trip since the last CLOSED.
+
+        Capped at ``max_open_timeout_s`` before it can overflow: a huge
+        multiplier or trip count must give the cap, never an exception (an
+        exception here once restarted the breaker actor into a weaker state).
+        """
+        cap = self.max_open_timeout_s
+        try:
+            duration = self.open_timeout_s * self.backoff_multiplier ** (max(trips, 1) - 1)
+        except OverflowError:
+            return cap
+        return min(duration, cap)
 
 
 @dataclass(slots=True)
@@ -94,6 +109,8 @@ class _Closed(_State):
     def on_failure(self, cb: CircuitBreaker, f: Failure) -> Transitions:
         policy = cb.params.kind(f.kind)
         cb.count(f)
+        if f.kind is FailureKind.LOSS_LIMIT:
+            return cb.trip(f.t, TransitionReason.TRIP_KIND, f, latch=True)
         # The weights as numbers, not their rounding residue: ten failures of
         # weight 0.1 reach a threshold of 1.0.
         total = math.fsum(e.weight for e in cb.window)
@@ -110,7 +127,10 @@ class _Open(_State):
     name = BreakerState.OPEN
 
     def on_failure(self, cb: CircuitBreaker, f: Failure) -> Transitions:
-        cb.count(f)  # counted (and journaled by the actor), changes nothing
+        cb.count(f)  # counted (and journaled by the actor), changes nothing…
+        if f.kind is FailureKind.LOSS_LIMIT:  # …but a loss latches: no timer until reset
+            cb.latched = True
+            cb.due = None
         return []
 
     def admit(self, cb: CircuitBreaker, *, entry: bool, wants_permit: bool) -> ReasonCode | None:
@@ -122,6 +142,8 @@ class _HalfOpen(_State):
 
     def on_failure(self, cb: CircuitBreaker, f: Failure) -> Transitions:
         cb.count(f)
+        if f.kind is FailureKind.LOSS_LIMIT:
+            return cb.trip(f.t, TransitionReason.TRIP_KIND, f, latch=True)
         return cb.trip(f.t, TransitionReason.HALF_OPEN_FAILURE, f)
 
     def on_success(self, cb: CircuitBreaker, t: float) -> Transitions:
@@ -160,6 +182,7 @@ class CircuitBreaker:
         self.latched = False
         self.permits_used = 0
         self.successes = 0
+        self.version = 0  # bumped on every change: a saved state never overwrites a newer one
 
     # ------------------------------------------------------------ reading
 
@@ -188,10 +211,19 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------- events
 
-    def advance(self, t: float) -> Transitions:
-        """Catch up with the open timer: OPEN → HALF_OPEN at exactly its due time."""
-        if self._state.name is BreakerState.OPEN and self.due is not None and t >= self.due:
-            due = self.due
+    def advance(self, t: float, *, inclusive: bool = True) -> Transitions:
+        """Catch up with the open timer: OPEN → HALF_OPEN at exactly its due time.
+
+        ``inclusive=False`` catches up only with a timer due strictly before
+        ``t``: another timer falling due at the same instant (the heartbeat's
+        kill) comes first.
+        """
+        due = self.due
+        if (
+            self._state.name is BreakerState.OPEN
+            and due is not None
+            and (t >= due if inclusive else t > due)
+        ):
             self.due = None
             self.permits_used = 0
             self.successes = 0
@@ -227,9 +259,16 @@ class CircuitBreaker:
         t: float,
         operator: str = "operator",
         reason: TransitionReason = TransitionReason.OPERATOR_FORCE_OPEN,
+        *,
+        timer_first: bool = True,
     ) -> Transitions:
-        """OPEN with no timer until reset: an operator's call, or the daemon's own halt."""
-        out = self.advance(t)
+        """OPEN with no timer until reset: an operator's call, a kill, the daemon's own halt.
+
+        Not a trip (no backoff, no day count). From any state one line; an
+        already OPEN breaker becomes sticky with no line. ``timer_first=False``
+        is the heartbeat's kill: an open timer due at the same instant is dropped.
+        """
+        out = self.advance(t, inclusive=timer_first)
         self.forced = True
         self.due = None
         if self._state.name is BreakerState.OPEN:
@@ -251,8 +290,10 @@ class CircuitBreaker:
 
     # -------------------------------------------------------- transitions
 
-    def trip(self, t: float, reason: TransitionReason, f: Failure) -> Transitions:
-        """An automatic trip: counts toward backoff and the day's trips."""
+    def trip(
+        self, t: float, reason: TransitionReason, f: Failure, *, latch: bool = False
+    ) -> Transitions:
+        """An automatic trip: counts toward backoff and the day's trips; ``latch``: no timer."""
         by_kind = self.failures_by_kind(t)
         self.trips += 1
         day = math.floor(t / DAY_S)
@@ -260,7 +301,7 @@ class CircuitBreaker:
             self.day, self.day_trips = day, 0
         self.day_trips += 1
         limit = self.params.max_trips_per_day
-        self.latched = self.latched or (limit is not None and self.day_trips >= limit)
+        self.latched = latch or self.latched or (limit is not None and self.day_trips >= limit)
         self.opened_at = t
         self.due = (
             None if self.latched or self.forced else t + self.params.open_duration(self.trips)
@@ -302,6 +343,7 @@ class CircuitBreaker:
             "latched": self.latched,
             "permits_used": self.permits_used,
             "successes": self.successes,
+            "version": self.version,
             "window": [
                 {
                     "t": e.t,
@@ -327,6 +369,7 @@ class CircuitBreaker:
         cb.latched = bool(snap["latched"])
         cb.permits_used = int(snap["permits_used"])
         cb.successes = int(snap["successes"])
+        cb.version = int(snap.get("version", 0))
         for e in snap["window"]:
             f = Failure(float(e["t"]), FailureKind(e["kind"]), e["code"], e["detail"])
             cb.window.append(_WindowEntry(f.t, float(e["weight"]), f))

@@ -275,6 +275,9 @@ class StopEvent:
     trigger_id: str | None = None  # set on TRIGGER: the idempotency key of the exit
     # The stop's whole state after this decision, so the two are stored as one.
     snapshot: StopSnapshot | None = field(default=None, compare=False, repr=False)
+    # A strategy's stop: its legs (the exit is one combo order); its state to store.
+    combo: tuple[ComboLeg, ...] = ()
+    strategy_snapshot: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +296,7 @@ class StopSnapshot:
     triggered: bool
     ignored_quotes: int
     trigger_id: str | None = None
+    strategy: str | None = None  # the strategy this position is a leg of (per-leg stop off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,24 +354,17 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class CheckRequest:
-    """A proposed order. ``reply_to`` is a future the gate completes with a CheckAnswer."""
+    """A proposed order. ``reply_to`` is a future the gate completes with its answer."""
 
     t: float
     id: str
     legs: tuple[Leg, ...]
     reply_to: Any = field(default=None, compare=False, repr=False)
     invalid: str | None = None  # set by the parser when the order is malformed
-
-
-@dataclass(frozen=True, slots=True)
-class LimitVerdict:
-    """The portfolio's half of a check: limits and data, before the breaker speaks."""
-
-    t: float
-    id: str
-    reasons: tuple[Reason, ...]  # limit violations, stale_data or invalid_order
-    risk_reducing: bool
-    detail: str = ""
+    whatif: WhatIf | None = None  # replay: the check line's what-if (DESIGN §6)
+    # The daemon: hand back the assessment when a what-if must be fetched
+    # (outside any actor) before the admission can answer.
+    fetch_whatif: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +376,10 @@ class CheckAnswer:
     risk_reducing: bool = False
     breaker_state: BreakerState | None = None
     detail: str = ""
+    whatif: WhatIf | None = None  # the what-if the margin rules judged (journaled with it)
+    # The breaker's state after this check (a permit may have been taken), to
+    # be journaled with the verdict in one transaction.
+    breaker_snapshot: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,14 +469,6 @@ class BreakerTransition:
 
 
 @dataclass(frozen=True, slots=True)
-class GateRequest:
-    """The portfolio's verdict on its way to the breaker, which answers ``reply_to``."""
-
-    verdict: LimitVerdict
-    reply_to: Any = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
 class GetBreakerState:
     """Ask the breaker for its BreakerSnapshot."""
 
@@ -486,6 +479,8 @@ class FailureRecorded:
 
     failure: Failure
     state: BreakerState
+    # The breaker's state after counting it (the window), stored with the failure row.
+    snapshot: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 # ------------------------------------------------------ this round's inputs
@@ -544,3 +539,144 @@ class Kill:
     operator: str = "operator"
     cause: TransitionReason = TransitionReason.KILL
     kill_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Triggered:
+    """A stop (a position's or a strategy's) triggered: for the cooldown and the stop guard."""
+
+    t: float
+    id: str
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatTimeout:
+    """The timer message of the dead-man heartbeat's deadline."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class LossBreach:
+    """A loss limit is reached at a ``pnl`` or ``account`` event: what tripped, with the P&L."""
+
+    t: float
+    rule: str  # "max_daily_loss" or "max_drawdown_pct"
+    daily: float | None
+    estimate: float | None
+    high_water: float | None
+    nlv: float | None
+
+    def detail(self) -> str:
+        if self.rule == "max_daily_loss":
+            return f"daily P&L {self.daily!r} reached the daily loss limit"
+        return (
+            f"estimated NLV {self.estimate!r} fell to the drawdown limit below "
+            f"the high-water mark {self.high_water!r}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResetHighWater:
+    """An operator reset: the high-water mark restarts at the estimate of now."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class KillFired:
+    """Published by the breaker when a kill takes effect: the daemon cancels or flattens."""
+
+    kill: Kill
+    state: BreakerState
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@dataclass(frozen=True, slots=True)
+class ComboLeg:
+    """A strategy's leg as an exit order needs it."""
+
+    position_id: str
+    contract: Contract
+    qty: float
+
+
+@dataclass(frozen=True, slots=True)
+class LegJoined:
+    """A position becomes a leg of a strategy (told to the strategy actor)."""
+
+    t: float
+    id: str
+    contract: Contract
+    qty: float
+    entry_price: float
+    ref: Any = field(default=None, compare=False, repr=False)  # the leg's position actor
+
+
+@dataclass(frozen=True, slots=True)
+class AttachLeg:
+    """After a restart: a restored strategy learns its leg's contract and actor again."""
+
+    id: str
+    contract: Contract | None
+    ref: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LegChanged:
+    t: float
+    id: str
+    qty: float
+    entry_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class LegLeft:
+    """A leg closed or left its strategy (``"strategy": null``)."""
+
+    t: float
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegQuote:
+    """An accepted quote of a leg, forwarded by its position actor to its strategy."""
+
+    t: float
+    id: str
+    bid: float | None
+    ask: float | None
+    last: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetLeg:
+    """Tell a position actor it is (``strategy`` set) or is no longer a leg.
+
+    Leaving a strategy that ended before its trigger gives the position a
+    fresh per-leg stop from its next accepted quote (DESIGN §3.1).
+    """
+
+    t: float
+    strategy_id: str | None
+    strategy: Any = field(default=None, compare=False, repr=False)  # the strategy actor
+    fresh_stop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GetStrategyState:
+    """Ask a strategy actor for its StrategyStatusView."""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyEvent:
+    """A strategy started, restarted, ended or was refused: journaled, never a replay line."""
+
+    t: float
+    id: str
+    what: str
+    detail: str = ""
+    snapshot: dict[str, Any] | None = field(default=None, compare=False, repr=False)

@@ -1,32 +1,76 @@
-"""PortfolioActor: aggregate Greeks and exposure, and the limits half of the gate.
+"""PortfolioActor: aggregate Greeks, exposure and money, and the book half of the gate.
 
 Position actors tell it every change and every accepted quote's prices and
-Greeks; the book keeps the aggregates incrementally. A check is answered in two
-hops without anyone blocking inside an actor: the portfolio judges the limits
-and hands its verdict to the breaker, which grants or refuses a half-open
-permit and completes the caller's future. Checks are priority mail: they never
-wait behind a queue of marks, and queued marks for one position fold into the
-newest (the aggregates only need the latest).
+Greeks; the book keeps the aggregates incrementally. ``market`` quotes feed the
+collar and the index price; P&L and NLV feed the estimated NLV, its
+high-water mark and the loss trip (told to the breaker).
+
+A check is answered without anyone blocking inside an actor: the portfolio
+assesses it and hands the :class:`~actors.gate.assessment.Assessment` to the
+breaker's admission, which completes the caller's future — or, when the
+daemon must first fetch an IB what-if, back to the caller, who fetches it
+outside every actor and then asks the admission itself. Checks are priority
+mail: they never wait behind a queue of marks, and queued marks for one
+position fold into the newest (the aggregates only need the latest).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from actors.book import Book
-from actors.limits import GateParams, conclude, evaluate, needs_for
+from actors.gate.assessment import Admit, Assessor
+from actors.gate.params import GateParams
+from actors.handle import Recipient
+from actors.market_book import MarketBook
 from actors.messages import (
     AccountUpdate,
     CheckRequest,
-    GateRequest,
     GetPortfolio,
+    LossBreach,
     Mark,
+    MarketQuote,
+    PnlUpdate,
     PositionClosed,
     PositionUpdate,
+    ResetHighWater,
+    Triggered,
 )
+from actors.money import Money
 from actors.portfolio_view import PortfolioView, view_of
 from actors.runtime import Dispatcher, PooledActor
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyView:
+    """The money state after a ``pnl`` or ``account`` event (metrics, journal, state)."""
+
+    t: float
+    daily: float | None
+    unrealized: float | None
+    realized: float | None
+    pnl_t: float | None
+    nlv: float | None
+    nlv_t: float | None
+    nlv_from_ib: bool
+    estimate: float | None
+    high_water: float | None
+    high_water_moved: bool
+    snapshot: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SeedTriggers:
+    """Recent TRIGGERs from the journal, after a restart: the cooldown goes on."""
+
+    triggers: Sequence[Triggered]
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreMoney:
+    snapshot: dict[str, Any]
 
 
 class PortfolioActor(PooledActor):
@@ -35,15 +79,19 @@ class PortfolioActor(PooledActor):
         params: GateParams,
         *,
         dispatcher: Dispatcher,
-        breaker: Any = None,
+        breaker: Recipient | None = None,
+        subscriber: Recipient | None = None,
         net_liquidation: float | None = None,
     ) -> None:
         super().__init__(dispatcher=dispatcher)
         self.params = params
         self.breaker = breaker
-        self.book = Book(needs_for(params), params.groups, params.pricing)
-        if net_liquidation is not None:
-            self.book.set_nlv(net_liquidation)
+        self.subscriber = subscriber
+        self.market = MarketBook()
+        self.money = Money(params.loss, net_liquidation)
+        self.book = Book(Assessor.needs_of(params), params.groups, params.pricing)
+        self.assessor = Assessor(params, self.book, self.market, self.money)
+        self._nlv_changed()
 
     def is_priority(self, message: Any) -> bool:
         return isinstance(message, (CheckRequest, GetPortfolio))
@@ -59,22 +107,88 @@ class PortfolioActor(PooledActor):
         book = self.book
         if isinstance(message, Mark):
             book.mark(message.id, message.t, message.bid, message.ask, message.last, message.greeks)
+            h = book.holdings.get(message.id)
+            if h is not None:
+                self.market.position_quote(
+                    message.t, message.id, h.contract, message.bid, message.ask
+                )
+        elif isinstance(message, CheckRequest):
+            return self._check(message)
         elif isinstance(message, PositionUpdate):
             book.upsert(message.id, message.contract, message.qty)
         elif isinstance(message, PositionClosed):
             book.remove(message.id)
+            self.market.position_closed(message.id)
+        elif isinstance(message, MarketQuote):
+            self.market.market_quote(
+                message.t, message.contract, message.bid, message.ask, message.last
+            )
         elif isinstance(message, AccountUpdate):
-            book.set_nlv(message.net_liquidation)
-        elif isinstance(message, CheckRequest):
-            verdict = evaluate(book, message, self.params)
+            hw = self.money.high_water
+            self._money(message.t, self.money.account(message.t, message.net_liquidation), hw)
+        elif isinstance(message, PnlUpdate):
+            hw = self.money.high_water
+            breach = self.money.pnl(message.t, message.daily, message.unrealized, message.realized)
+            self._money(message.t, breach, hw)
+        elif isinstance(message, Triggered):
+            if self.assessor.cooldown is not None:
+                self.assessor.cooldown.triggered(message.t, message.symbol)
             if self.breaker is not None:
-                self.breaker.tell(GateRequest(verdict, message.reply_to))
-            elif message.reply_to is not None:
-                message.reply_to.set(conclude(verdict, None, None))
-            return verdict
+                self.breaker.tell(message)  # the stop guard
+        elif isinstance(message, ResetHighWater):
+            hw = self.money.high_water
+            self.money.reset()
+            self._money(message.t, None, hw)
         elif isinstance(message, GetPortfolio):
             return self.view(message.t)
+        elif isinstance(message, SeedTriggers):
+            if self.assessor.cooldown is not None:
+                for tr in message.triggers:
+                    self.assessor.cooldown.triggered(tr.t, tr.symbol)
+        elif isinstance(message, RestoreMoney):
+            self.money.restore(message.snapshot)
+            self._nlv_changed()
         return None
 
+    def _check(self, req: CheckRequest) -> Any:
+        a = self.assessor.assess(req)
+        if req.fetch_whatif and a.margin_needed and not a.denied and req.whatif is None:
+            if req.reply_to is not None:
+                req.reply_to.set(a)  # the caller fetches the what-if, then admits
+            return a
+        admit = Admit(a, req.whatif, req.reply_to)
+        if self.breaker is not None:
+            self.breaker.tell(admit)
+        return admit
+
+    def _money(self, t: float, breach: LossBreach | None, before: float | None) -> None:
+        self._nlv_changed()
+        if breach is not None and self.breaker is not None:
+            self.breaker.tell(breach)
+        if self.subscriber is not None:
+            m = self.money
+            self.subscriber.tell(
+                MoneyView(
+                    t,
+                    m.daily,
+                    m.unrealized,
+                    m.realized,
+                    m.pnl_t,
+                    m.nlv,
+                    m.nlv_t,
+                    m.nlv_from_ib,
+                    m.estimate(),
+                    m.high_water,
+                    m.high_water != before,
+                    m.snapshot(),
+                )
+            )
+
+    def _nlv_changed(self) -> None:
+        estimate = self.money.estimate()
+        if estimate != self.book.nlv:
+            self.book.nlv = estimate
+            self.book.version += 1
+
     def view(self, t: float | None = None) -> PortfolioView:
-        return view_of(self.book, self.params, t)
+        return view_of(self.book, self.params, self.assessor.limits, self.market, t)

@@ -13,10 +13,11 @@ from typing import Any
 import polars as pl
 
 from actors.book import Book
-from actors.limits import GateParams, stress_losses
-from actors.messages import LIMIT_CODES, ReasonCode
-
-C = ReasonCode
+from actors.gate.limit import LimitContext, PortfolioLimit
+from actors.gate.limits.beta_weighted_delta import BetaWeightedDelta
+from actors.gate.params import GateParams
+from actors.gate.stale import Stale
+from actors.market_book import MarketBook
 
 _POSITION_SCHEMA: dict[str, Any] = {
     "id": pl.String,
@@ -27,6 +28,9 @@ _POSITION_SCHEMA: dict[str, Any] = {
     "expiry": pl.String,
     "multiplier": pl.Float64,
     "qty": pl.Float64,
+    "bid": pl.Float64,
+    "ask": pl.Float64,
+    "last": pl.Float64,
     "price": pl.Float64,
     "delta": pl.Float64,
     "dollar_delta": pl.Float64,
@@ -46,7 +50,8 @@ class PortfolioView:
     gamma: float
     vega: float
     theta: float
-    net_liquidation: float | None
+    net_liquidation: float | None  # the estimate every % limit uses (DESIGN §4.3)
+    beta_weighted_delta: float | None = None  # index shares; None: not configured or stale
     limits: dict[str, float] = field(default_factory=dict)
     usage: dict[str, float] = field(default_factory=dict)  # the largest usage of each limit
     utilization: dict[str, float] = field(default_factory=dict)  # usage / limit
@@ -85,6 +90,7 @@ class PortfolioView:
             "vega": self.vega,
             "theta": self.theta,
             "net_liquidation": self.net_liquidation,
+            "beta_weighted_delta": self.beta_weighted_delta,
             "data_problem": self.data_problem,
             "limits": [
                 {
@@ -107,34 +113,33 @@ def _sums(df: pl.DataFrame, key: str) -> pl.DataFrame:
     )
 
 
-def view_of(book: Book, params: GateParams, t: float | None = None) -> PortfolioView:
-    lim = params.limits
+def view_of(
+    book: Book,
+    params: GateParams,
+    limits: tuple[PortfolioLimit, ...],
+    market: MarketBook,
+    t: float | None = None,
+) -> PortfolioView:
+    """The book now, with each configured limit's usage (None where data are missing)."""
     totals = book.totals
-    usage: dict[str, float] = {
-        C.MAX_PORTFOLIO_DELTA: abs(totals.delta.value),
-        C.MAX_PORTFOLIO_DOLLAR_DELTA: abs(totals.dollar_delta.value),
-        C.MAX_PORTFOLIO_GAMMA: abs(totals.gamma.value),
-        C.MAX_PORTFOLIO_VEGA: abs(totals.vega.value),
-        C.MAX_PORTFOLIO_THETA: abs(totals.theta.value),
-        C.MAX_PER_SYMBOL_DELTA: max(
-            (abs(s.value) for s in book.symbol_delta.values()), default=0.0
-        ),
-    }
     nlv = book.nlv
-    if nlv:
-        usage[C.MAX_SINGLE_POSITION_PCT] = max(
-            (h.notional / nlv * 100 for h in book.holdings.values() if h.notional is not None),
-            default=0.0,
-        )
-        usage[C.MAX_CORRELATED_PCT] = max(
-            (abs(s.value) / nlv * 100 for s in book.group_notional.values()), default=0.0
-        )
-    problem = None if t is None else book.data_problem(t, lim.max_data_age_s)
-    if lim.get(C.MAX_STRESS_LOSS) is not None and t is not None and problem is None:
-        usage[C.MAX_STRESS_LOSS] = abs(stress_losses(book, [], t, params)[0])
-    limits = {c.value: v for c in LIMIT_CODES if (v := lim.get(c)) is not None}
-    used = {c.value: usage[c] for c in LIMIT_CODES if c in usage}
-    utilization = {k: used[k] / v for k, v in limits.items() if k in used and v > 0}
+    problem = None if t is None else book.data_problem(t, params.limits.max_data_age_s)
+    ctx = LimitContext(book, market, params, 0.0 if t is None else t)
+    limit_values: dict[str, float] = {}
+    used: dict[str, float] = {}
+    for lim in limits:
+        key = lim.code.value
+        limit_values[key] = lim.limit
+        needs_now = lim.code is BetaWeightedDelta.code or lim.code.value == "max_stress_loss"
+        if needs_now and (t is None or problem is not None):
+            continue  # needs fresh data and event time: unknown now
+        usage = lim.usage(ctx)
+        if usage is not None:
+            used[key] = usage
+    utilization = {k: used[k] / v for k, v in limit_values.items() if k in used and v > 0}
+    beta = None
+    if params.beta.index is not None and t is not None and problem is None:
+        beta = _beta_value(ctx)
     rows = tuple(
         {
             "id": h.id,
@@ -145,6 +150,9 @@ def view_of(book: Book, params: GateParams, t: float | None = None) -> Portfolio
             "expiry": h.contract.expiry,
             "multiplier": h.contract.multiplier,
             "qty": h.qty,
+            "bid": h.bid,
+            "ask": h.ask,
+            "last": h.last,
             "price": h.price(),
             "delta": h.delta,
             "dollar_delta": h.dollar_delta,
@@ -164,10 +172,18 @@ def view_of(book: Book, params: GateParams, t: float | None = None) -> Portfolio
         totals.vega.value,
         totals.theta.value,
         nlv,
-        limits,
+        beta,
+        limit_values,
         used,
         utilization,
         problem,
         dict(params.groups),
         rows,
     )
+
+
+def _beta_value(ctx: LimitContext) -> float | None:
+    try:
+        return BetaWeightedDelta(0.0).value(ctx)
+    except Stale:
+        return None

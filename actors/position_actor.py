@@ -5,6 +5,10 @@ events out to the subscriber (journal, metrics, exit orders), and each
 accepted quote's prices and Greeks on to the portfolio. Under overload its
 mailbox folds queued quotes into the newest one while carrying the highest
 and lowest reference price, so a peak or trough is never lost.
+
+A position that is a leg of a strategy (DESIGN §3.1) has its own stop off: it
+judges each quote by the leg rules and forwards the accepted ones to its
+strategy's actor, which runs the one stop on the net price.
 """
 
 from __future__ import annotations
@@ -13,20 +17,24 @@ from collections import Counter
 from collections.abc import Hashable
 from typing import Any
 
+from actors.handle import Recipient
 from actors.messages import (
     GetStopState,
+    LegQuote,
     Mark,
     PositionClosed,
     PositionUpdate,
     Quote,
     QuoteFault,
     Resync,
+    SetLeg,
     StopAction,
     StopEvent,
     StopSnapshot,
+    Triggered,
 )
 from actors.runtime import Dispatcher, PooledActor
-from actors.trailing_stop import Decision, StopParams, TrailingStop
+from actors.trailing_stop import Decision, StopParams, TrailingStop, reference_price
 
 
 def trigger_id(position_id: str, opened_t: float) -> str:
@@ -41,8 +49,8 @@ class PositionActor(PooledActor):
         params: StopParams,
         *,
         dispatcher: Dispatcher,
-        portfolio: Any = None,
-        subscriber: Any = None,
+        portfolio: Recipient | None = None,
+        subscriber: Recipient | None = None,
         restored: StopSnapshot | None = None,
     ) -> None:
         super().__init__(dispatcher=dispatcher)
@@ -51,9 +59,12 @@ class PositionActor(PooledActor):
         self.portfolio = portfolio
         self.subscriber = subscriber
         self.faults: Counter[QuoteFault] = Counter()
+        self.strategy_id: str | None = None
+        self.strategy: Recipient | None = None
         if restored is not None:
             self.contract, self.qty = restored.contract, restored.qty
             self.opened_t = restored.opened_t
+            self.strategy_id = restored.strategy
             self.trail = TrailingStop(
                 params,
                 long=restored.qty > 0,
@@ -82,7 +93,10 @@ class PositionActor(PooledActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Quote):
-            self._quote(message)
+            if self.strategy_id is None:
+                self._quote(message)
+            else:
+                self._leg_quote(message)
         elif isinstance(message, PositionUpdate):
             if message.qty == 0:
                 self._close(PositionClosed(message.t, self.id))
@@ -91,6 +105,8 @@ class PositionActor(PooledActor):
                 self._publish_position(message)
         elif isinstance(message, PositionClosed):
             self._close(message)
+        elif isinstance(message, SetLeg):
+            self._set_leg(message)
         elif isinstance(message, GetStopState):
             return self.snapshot()
         elif isinstance(message, Resync) and self.portfolio is not None:
@@ -104,7 +120,10 @@ class PositionActor(PooledActor):
         return None
 
     def coalesce_key(self, message: Any) -> Hashable | None:
-        return "quote" if isinstance(message, Quote) else None
+        # A leg's quotes each count for its strategy's stop: never folded.
+        if isinstance(message, Quote) and self.strategy_id is None:
+            return "quote"
+        return None
 
     def coalesce(self, old: Any, new: Any) -> Any:
         """Newest quote wins; the extremes of the folded reference prices ride along."""
@@ -137,11 +156,25 @@ class PositionActor(PooledActor):
         if isinstance(result, QuoteFault):
             self.faults[result] += 1
             return
+        self._mark(q)
+        if isinstance(result, Decision):
+            self._decide(q.t, result)
+
+    def _leg_quote(self, q: Quote) -> None:
+        """A leg: judged by the leg rules (a reference price of 0 is a price)."""
+        ref = reference_price(self.params, self.qty > 0, q.bid, q.ask, q.last, zero_ok=True)
+        if isinstance(ref, QuoteFault):
+            self.faults[ref] += 1
+            self.trail.ignored += 1
+            return
+        self._mark(q)
+        if self.strategy is not None:
+            self.strategy.tell(LegQuote(q.t, self.id, q.bid, q.ask, q.last))
+
+    def _mark(self, q: Quote) -> None:
         self._last_mark = Mark(q.t, self.id, q.bid, q.ask, q.last, q.greeks)
         if self.portfolio is not None:
             self.portfolio.tell(self._last_mark)
-        if isinstance(result, Decision):
-            self._decide(q.t, result)
 
     def _decide(self, t: float, d: Decision) -> None:
         tid = trigger_id(self.id, self.opened_t) if d.action is StopAction.TRIGGER else None
@@ -160,6 +193,21 @@ class PositionActor(PooledActor):
                     self.snapshot(),
                 )
             )
+        if d.action is StopAction.TRIGGER and self.portfolio is not None:
+            self.portfolio.tell(Triggered(t, self.id, self.contract.symbol))
+
+    def _set_leg(self, message: SetLeg) -> None:
+        self.strategy_id = message.strategy_id
+        self.strategy = message.strategy
+        if message.fresh_stop:
+            # The strategy ended before its trigger: a fresh per-leg stop
+            # (extreme = entry, not active, no breaches) from the next quote.
+            self.trail = TrailingStop(
+                self.params, long=self.qty > 0, entry_price=self.trail.entry_price
+            )
+            self.opened_t = message.t
+        if self.subscriber is not None:
+            self.subscriber.tell(self.snapshot())
 
     def _change(self, update: PositionUpdate) -> None:
         """A new quantity or entry price keeps the stop; a flip of side starts afresh."""
@@ -199,4 +247,5 @@ class PositionActor(PooledActor):
             s.triggered,
             s.ignored,
             trigger_id(self.id, self.opened_t) if s.triggered else None,
+            self.strategy_id,
         )

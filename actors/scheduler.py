@@ -15,18 +15,20 @@ from typing import Any, Protocol
 
 
 class Scheduler(Protocol):
-    def schedule(self, due: float, ref: Any, message: Any) -> None: ...
+    def schedule(self, due: float, ref: Any, message: Any, priority: int = 1) -> None:
+        """Deliver ``message`` to ``ref`` at ``due``; at one instant, lower ``priority`` first."""
+        ...
 
 
 class VirtualScheduler:
-    """Timers on event time, fired in (due time, scheduling order) by :meth:`advance_to`."""
+    """Timers on event time, fired by :meth:`advance_to` in (due, priority, scheduling) order."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Any, Any]] = []
+        self._heap: list[tuple[float, int, int, Any, Any]] = []
         self._seq = itertools.count()
 
-    def schedule(self, due: float, ref: Any, message: Any) -> None:
-        heapq.heappush(self._heap, (due, next(self._seq), ref, message))
+    def schedule(self, due: float, ref: Any, message: Any, priority: int = 1) -> None:
+        heapq.heappush(self._heap, (due, priority, next(self._seq), ref, message))
 
     def next_due(self) -> float | None:
         return self._heap[0][0] if self._heap else None
@@ -35,7 +37,7 @@ class VirtualScheduler:
         """Deliver every timer due at or before ``t``; returns how many fired."""
         fired = 0
         while self._heap and self._heap[0][0] <= t:
-            _, _, ref, message = heapq.heappop(self._heap)
+            _, _, _, ref, message = heapq.heappop(self._heap)
             ref.tell(message)
             fired += 1
         return fired

@@ -68,9 +68,19 @@ def _fault_of(x: float | None) -> QuoteFault:
 
 
 def reference_price(
-    params: StopParams, long: bool, bid: float | None, ask: float | None, last: float | None
+    params: StopParams,
+    long: bool,
+    bid: float | None,
+    ask: float | None,
+    last: float | None,
+    *,
+    zero_ok: bool = False,
 ) -> float | QuoteFault:
-    """The price a quote is judged by, or why the whole quote must be ignored."""
+    """The price a quote is judged by, or why the whole quote must be ignored.
+
+    ``zero_ok``: a strategy leg's reference price of 0 is a price (a wing worth
+    nothing on its exit side, DESIGN §3.1); only < 0 makes it ignored.
+    """
     both_finite = bid is not None and ask is not None and math.isfinite(bid) and math.isfinite(ask)
     if both_finite and bid > ask:  # type: ignore[operator]
         return QuoteFault.CROSSED
@@ -82,7 +92,10 @@ def reference_price(
         ref = None if bid is None or ask is None else (bid + ask) / 2
     else:
         ref = last
-    if not _valid(ref):
+    if zero_ok:
+        if ref is None or not math.isfinite(ref) or ref < 0:
+            return _fault_of(ref)
+    elif not _valid(ref):
         return _fault_of(ref)
     if params.max_spread_pct is not None:
         if not (_valid(bid) and _valid(ask)):

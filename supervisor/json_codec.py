@@ -27,13 +27,19 @@ from actors.messages import (
     Failure,
     FailureKind,
     Greeks,
+    Heartbeat,
+    Kill,
+    KillMode,
     Leg,
+    MarketQuote,
+    PnlUpdate,
     PositionUpdate,
     Quote,
     Right,
     SecType,
     StopEvent,
     Success,
+    WhatIf,
 )
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -51,17 +57,29 @@ def _number(obj: Mapping[str, Any], name: str, *, required: bool = False) -> flo
         return None
     v = obj[name]
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise BadInput(f"{name} must be a number or null, got {v!r}")
-    return float(v)
+        raise BadInput(f"{name} must be a number or null, got {_short(v)}")
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond any float: as good as infinite
+        return math.copysign(math.inf, v)
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    """A value for an error message: never a megabyte of it."""
+    try:
+        text = repr(v)
+    except ValueError:  # an int too long to print
+        return "<a number too long to print>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _finite(obj: Mapping[str, Any], name: str, *, positive: bool = False) -> float:
     v = _number(obj, name, required=True)
     assert v is not None
     if not math.isfinite(v):
-        raise BadInput(f"{name} must be finite, got {v!r}")
+        raise BadInput(f"{name} must be finite, got {_short(v)}")
     if positive and v <= 0:
-        raise BadInput(f"{name} must be > 0, got {v!r}")
+        raise BadInput(f"{name} must be > 0, got {_short(v)}")
     return v
 
 
@@ -72,7 +90,7 @@ def _string(obj: Mapping[str, Any], name: str, *, required: bool = True) -> str:
     if isinstance(v, int) and not isinstance(v, bool) and name == "id":
         return str(v)
     if not isinstance(v, str) or (required and not v):
-        raise BadInput(f"{name} must be a non-empty string, got {v!r}")
+        raise BadInput(f"{name} must be a non-empty string, got {_short(v)}")
     return v
 
 
@@ -82,7 +100,11 @@ def _enum(obj: Mapping[str, Any], name: str, enum: Any) -> Any:
         return enum(v)
     except ValueError:
         allowed = ", ".join(repr(e.value) for e in enum)
-        raise BadInput(f"{name} must be one of {allowed}, got {v!r}") from None
+        raise BadInput(f"{name} must be one of {allowed}, got {_short(v)}") from None
+
+
+def position_id(obj: Mapping[str, Any]) -> str:
+    return _string(obj, "id")
 
 
 def event_time(obj: Mapping[str, Any]) -> float:
@@ -124,6 +146,30 @@ def contract(obj: Mapping[str, Any]) -> Contract:
     return Contract(symbol, sec_type, right, strike, expiry, multiplier)
 
 
+class _Keep:
+    """A position line without ``strategy``: the leg keeps its strategy."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP_STRATEGY: Any = _Keep()
+
+
+def strategy_of(obj: Mapping[str, Any]) -> str | Any | None:
+    """A position line's ``strategy``: an id, None (``null``: leave it) or KEEP_STRATEGY."""
+    if "strategy" not in obj:
+        return KEEP_STRATEGY
+    v = obj["strategy"]
+    if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    if not isinstance(v, str) or not v:
+        raise BadInput(f"strategy must be a non-empty string or null, got {_short(v)}")
+    return v
+
+
 def position(obj: Mapping[str, Any], t: float) -> PositionUpdate:
     qty = _finite(obj, "qty")
     entry = (
@@ -149,8 +195,74 @@ def account(obj: Mapping[str, Any], t: float) -> AccountUpdate:
     return AccountUpdate(t, _finite(obj, "net_liquidation", positive=True))
 
 
+def _ib_value(obj: Mapping[str, Any], name: str) -> float | None:
+    """An IB number: null, NaN, ±∞ and DBL_MAX are unset values (missing), not errors."""
+    v = _number(obj, name)
+    if v is None or not math.isfinite(v) or abs(v) >= DBL_MAX:
+        return None
+    return v
+
+
+DBL_MAX = 1.7976931348623157e308
+
+
+def pnl(obj: Mapping[str, Any], t: float) -> PnlUpdate:
+    """IB's reqPnL values; an unset ``daily`` is missing data (DESIGN §4.3), not a bad line."""
+    return PnlUpdate(
+        t, _ib_value(obj, "daily"), _ib_value(obj, "unrealized"), _ib_value(obj, "realized")
+    )
+
+
+def market(obj: Mapping[str, Any], t: float) -> MarketQuote:
+    """A quote of any contract: its fields are required (a missing one is a bad line)."""
+    return MarketQuote(
+        t, contract(obj), _number(obj, "bid"), _number(obj, "ask"), _number(obj, "last")
+    )
+
+
+def heartbeat(obj: Mapping[str, Any], t: float) -> Heartbeat:
+    return Heartbeat(t)
+
+
+_WHATIF_FIELDS = (
+    "init_margin_before",
+    "init_margin_after",
+    "maint_margin_before",
+    "maint_margin_after",
+    "equity_with_loan_before",
+    "equity_with_loan_after",
+)
+
+
+def whatif(obj: Any) -> WhatIf | None:
+    """A check's ``whatif``: IB data, so anything unusable in it is an unset value.
+
+    Not an object (or null): no answer. A field that is null, missing,
+    non-finite, DBL_MAX or not a number: unset (the margin rules then fail
+    closed with ``stale_data``, DESIGN §4.4). Never ``invalid_order``.
+    """
+    if not isinstance(obj, dict):
+        return None
+    values: list[float | None] = []
+    for name in _WHATIF_FIELDS:
+        v = obj.get(name)
+        number: float | None = None
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            try:
+                number = float(v)
+            except OverflowError:
+                number = None
+        if number is not None and math.isfinite(number) and abs(number) < DBL_MAX:
+            values.append(number)
+        else:
+            values.append(None)
+    return WhatIf(values[0], values[1], values[2], values[3], values[4], values[5])
+
+
 def failure(obj: Mapping[str, Any], t: float) -> Failure:
     kind = _enum(obj, "kind", FailureKind)
+    if kind.internal:
+        raise BadInput(f"kind {kind.value!r} is raised by the supervisor itself, not reported")
     code = obj.get("code")
     if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
         raise BadInput(f"code must be an integer or null, got {code!r}")
@@ -167,8 +279,13 @@ def success(obj: Mapping[str, Any], t: float) -> Success:
     return Success(t, detail or "")
 
 
-def admin(obj: Mapping[str, Any], t: float, operator: str = "operator") -> Admin:
-    return Admin(t, _enum(obj, "action", AdminAction), operator)
+def admin(obj: Mapping[str, Any], t: float, operator: str = "operator") -> Admin | Kill:
+    """An operator action; ``kill`` (any mode) acts as ``halt`` in replay (DESIGN §4.5)."""
+    action = _enum(obj, "action", AdminAction)
+    if action is AdminAction.KILL:
+        mode = KillMode.HALT if obj.get("mode") is None else _enum(obj, "mode", KillMode)
+        return Kill(t, mode, operator)
+    return Admin(t, action, operator)
 
 
 def leg(obj: Any, i: int) -> Leg:
@@ -201,14 +318,15 @@ def leg(obj: Any, i: int) -> Leg:
 def check(obj: Mapping[str, Any], t: float, reply_to: Any = None) -> CheckRequest:
     """A check request; a malformed order becomes a request marked invalid, not an error."""
     id = _string(obj, "id")
+    what = whatif(obj.get("whatif"))
     raw = obj.get("legs")
     if not isinstance(raw, list):
-        return CheckRequest(t, id, (), reply_to, "legs must be a list")
+        return CheckRequest(t, id, (), reply_to, "legs must be a list", what)
     try:
         legs = tuple(leg(x, i) for i, x in enumerate(raw))
     except BadInput as exc:
-        return CheckRequest(t, id, (), reply_to, str(exc))
-    return CheckRequest(t, id, legs, reply_to)
+        return CheckRequest(t, id, (), reply_to, str(exc), what)
+    return CheckRequest(t, id, legs, reply_to, None, what)
 
 
 # ------------------------------------------------------------------ output
@@ -223,6 +341,33 @@ def contract_fields(c: Contract) -> dict[str, Any]:
         "strike": c.strike,
         "expiry": c.expiry,
         "multiplier": c.multiplier,
+    }
+
+
+def whatif_fields(w: WhatIf) -> dict[str, Any]:
+    """A what-if as the journal and the API show it (``error`` when IB gave no answer)."""
+    return {
+        "init_margin_before": w.init_margin_before,
+        "init_margin_after": w.init_margin_after,
+        "maint_margin_before": w.maint_margin_before,
+        "maint_margin_after": w.maint_margin_after,
+        "equity_with_loan_before": w.equity_with_loan_before,
+        "equity_with_loan_after": w.equity_with_loan_after,
+        "error": w.error or None,
+    }
+
+
+def leg_fields(leg: Leg) -> dict[str, Any]:
+    """A leg as a check line has it (without Greeks): what a restart needs for duplicates."""
+    return {
+        "symbol": leg.symbol,
+        "sec_type": leg.sec_type.value,
+        "qty": leg.qty,
+        "price": leg.price,
+        "right": None if leg.right is None else leg.right.value,
+        "strike": leg.strike,
+        "expiry": leg.expiry,
+        "multiplier": leg.multiplier,
     }
 
 
@@ -256,3 +401,50 @@ def check_line(a: CheckAnswer) -> dict[str, Any]:
         "allowed": a.allowed,
         "reasons": [{"code": r.code.value, "value": r.value, "limit": r.limit} for r in a.reasons],
     }
+
+
+# ------------------------------------------------------------ recording
+#
+# Input events in the replay format (DESIGN §6), for the daemon's recording:
+# replaying them gives the decisions the daemon made.
+
+
+def quote_event(q: Quote) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": q.t, "type": "quote", "id": q.id, "bid": q.bid, "ask": q.ask}
+    out["last"] = q.last
+    if q.greeks is not None:
+        g = q.greeks
+        out["greeks"] = {
+            "delta": g.delta,
+            "gamma": g.gamma,
+            "vega": g.vega,
+            "theta": g.theta,
+            "iv": g.iv,
+            "und_price": g.und_price,
+        }
+    return out
+
+
+def position_event(u: PositionUpdate, strategy: str | Any | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": u.t, "type": "position", "id": u.id}
+    out.update((k, v) for k, v in contract_fields(u.contract).items() if v is not None)
+    out["qty"] = u.qty
+    out["entry_price"] = u.entry_price
+    if strategy is not None and strategy is not KEEP_STRATEGY:
+        out["strategy"] = strategy
+    return out
+
+
+def market_event(q: MarketQuote) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": q.t, "type": "market"}
+    out.update((k, v) for k, v in contract_fields(q.contract).items() if v is not None)
+    out.update(bid=q.bid, ask=q.ask, last=q.last)
+    return out
+
+
+def check_event(obj: Mapping[str, Any], t: float, w: WhatIf | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": t, "type": "check", **{k: v for k, v in obj.items() if k != "t"}}
+    out.pop("whatif", None)
+    if w is not None and not w.error:
+        out["whatif"] = {k: v for k, v in whatif_fields(w).items() if k != "error"}
+    return out

@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import re
 import threading
+import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Final
 from wsgiref.simple_server import WSGIServer
@@ -56,14 +60,22 @@ from supervisor.version import package_version
 __all__ = [
     "ACTOR_KINDS",
     "CHECK_DURATION_BUCKETS",
+    "CHECK_STAGES",
+    "CONTROL_REASONS",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "IB_STATES",
+    "KILL_MODES",
     "LIMIT_KEYS",
+    "MARGIN_KEYS",
     "METRIC_NAMES",
+    "ORDER_CONTROL_KEYS",
+    "ORDER_FLOW_CODES",
     "OUTCOMES",
     "PREFIX",
     "REJECTION_REASONS",
+    "WHATIF_DURATION_BUCKETS",
+    "WHATIF_FAILURES",
     "Metrics",
     "ServedMetrics",
 ]
@@ -86,13 +98,82 @@ IB_STATES: Final[tuple[str, ...]] = ("connected", "connecting", "disconnected")
 #: The two answers of a pre-trade check.
 OUTCOMES: Final[tuple[str, ...]] = ("allowed", "denied")
 
+#: The exposure limit on the beta-weighted delta of the portfolio (index shares).
+BETA_LIMIT_KEY: Final = "max_beta_weighted_delta"
+
+#: Per-order controls: the size of a leg, the order's notional and premium, and
+#: how far its limit price may sit from the market.
+ORDER_CONTROL_KEYS: Final[tuple[str, ...]] = (
+    "max_leg_contracts",
+    "max_leg_shares",
+    "max_order_notional",
+    "max_order_premium",
+    "price_collar_pct",
+)
+
+#: Order-flow controls: too many orders, the same order twice, an order inside
+#: the cool-down after a stop or a kill.
+ORDER_FLOW_CODES: Final[tuple[str, ...]] = ("order_rate", "duplicate_order", "cooldown")
+
+#: The margin gate: IB's what-if initial margin, and the excess liquidity left.
+MARGIN_KEYS: Final[tuple[str, ...]] = ("max_init_margin_pct", "min_excess_liquidity")
+
+#: The reason codes of this round's controls, in the order they are listed.
+#: :class:`ReasonCode` gains them too; they are written out here so that the
+#: rejection label set holds them whichever of the two lands first (duplicates
+#: are dropped where they are combined).
+CONTROL_REASONS: Final[tuple[str, ...]] = (
+    BETA_LIMIT_KEY,
+    *ORDER_CONTROL_KEYS,
+    *ORDER_FLOW_CODES,
+    *MARGIN_KEYS,
+)
+
 #: The keys of the risk limits, the label values of ``limit_utilization_ratio``.
 LIMIT_KEYS: Final[tuple[str, ...]] = tuple(c.value for c in LIMIT_CODES)
 
-#: Every reason a check can be denied for: the limit keys, then the others.
-REJECTION_REASONS: Final[tuple[str, ...]] = LIMIT_KEYS + tuple(
-    c.value for c in ReasonCode if not c.is_limit
+#: Every reason a check can be denied for, in the order an answer lists them
+#: (DESIGN §4): portfolio limits, order controls, cooldown, margin, then the
+#: data, breaker and malformed-order codes.
+REJECTION_REASONS: Final[tuple[str, ...]] = tuple(c.value for c in ReasonCode)
+
+#: How an operator (or the heartbeat watchdog) can kill trading: ``halt`` stops
+#: new entries, ``cancel`` also cancels working orders, ``flatten`` also closes
+#: every position.
+KILL_MODES: Final[tuple[str, ...]] = ("halt", "cancel", "flatten")
+
+#: Why an IB what-if (margin preview) gave no usable answer: it did not come
+#: back in time, IB answered with an error, or it came back with the margin
+#: fields unset (IB's "no value" sentinel).
+WHATIF_FAILURES: Final[tuple[str, ...]] = ("timeout", "error", "unset")
+
+#: The stages of a pre-trade check, in the order a check goes through them:
+#: parsing the request, waiting in the gate's queue, evaluating the limits and
+#: controls, journalling the decision, sending the answer.
+CHECK_STAGES: Final[tuple[str, ...]] = ("parse", "queue", "evaluate", "journal", "respond")
+
+#: Buckets of the what-if latency histogram (seconds): from 1 ms to 10 s. A
+#: what-if is a round trip to IB, typically tens to hundreds of milliseconds;
+#: the gate gives up well before 10 s.
+WHATIF_DURATION_BUCKETS: Final[tuple[float, ...]] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
+
+#: What a configured limit key may look like: it becomes a label value, so it
+#: is kept to the identifiers the configuration uses.
+_LIMIT_VALUE_KEY = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 #: Buckets of the check latency histogram (seconds): from 5 µs, where an
 #: in-memory check of a small portfolio lands, to 100 ms, far past anything a
@@ -141,6 +222,27 @@ METRIC_NAMES: Final[tuple[str, ...]] = tuple(
         "ib_disconnects_total",
         "positions",
         "build_info",
+        # money controls
+        "daily_pnl",
+        "net_liquidation_estimate",
+        "net_liquidation_high_water",
+        "net_liquidation_reported",
+        "pnl_age_seconds",
+        "loss_latched",
+        "portfolio_beta_weighted_delta",
+        "limit_value",
+        # order controls, kill switch, heartbeat
+        "kills_total",
+        "heartbeat_age_seconds",
+        "heartbeat_lost_total",
+        # margin gate
+        "whatif_duration_seconds",
+        "whatif_failures_total",
+        # recording, strategies, check stages
+        "recording_lines_total",
+        "recording_dropped_total",
+        "strategies",
+        "check_stage_duration_seconds",
     )
 )
 
@@ -232,6 +334,14 @@ class Metrics:
         self._lock = threading.Lock()
         self._positions: set[str] = set()
         self._active_stops: set[str] = set()
+        # When the last daily P&L and the last heartbeat arrived (time.monotonic()):
+        # their ages are computed at scrape time, so they keep growing even if
+        # the code that would update them is stuck. Until the first one arrives
+        # the age counts from this object's creation, i.e. the daemon's start.
+        created = time.monotonic()
+        self._pnl_at = created
+        self._heartbeat_at = created
+        self._limit_value_keys: set[str] = set()
         r = self.registry
         p = PREFIX
 
@@ -383,6 +493,122 @@ class Metrics:
             registry=r,
         )
 
+        # ------------------------------------------------------ money controls
+        self.daily_pnl_gauge = Gauge(
+            p + "daily_pnl",
+            "Daily profit and loss of the account as IB reports it (dollars, $); NaN until "
+            "IB first reports it.",
+            registry=r,
+        )
+        self.nlv_estimate_gauge = Gauge(
+            p + "net_liquidation_estimate",
+            "Net liquidation value as the supervisor estimates it between IB's reports "
+            "(dollars, $); NaN until first estimated.",
+            registry=r,
+        )
+        self.nlv_high_water_gauge = Gauge(
+            p + "net_liquidation_high_water",
+            "Highest net liquidation value seen, the reference of the drawdown limit "
+            "(dollars, $); NaN until first estimated.",
+            registry=r,
+        )
+        self.nlv_reported_gauge = Gauge(
+            p + "net_liquidation_reported",
+            "The last net liquidation value IB reported (dollars, $); NaN until IB first "
+            "reports it.",
+            registry=r,
+        )
+        self.pnl_age_gauge = Gauge(
+            p + "pnl_age_seconds",
+            "Age of the last daily P&L received from IB, measured at scrape time (seconds); "
+            "counted from the supervisor's start until the first one arrives.",
+            registry=r,
+        )
+        self.pnl_age_gauge.set_function(lambda: time.monotonic() - self._pnl_at)
+        self.loss_latched_gauge = Gauge(
+            p + "loss_latched",
+            "1 while the circuit breaker is latched open by a loss_limit trip, which only "
+            "an operator can clear; 0 otherwise (boolean).",
+            registry=r,
+        )
+        self.beta_weighted_delta_gauge = Gauge(
+            p + "portfolio_beta_weighted_delta",
+            "Portfolio delta weighted by each underlying's beta to the reference index "
+            "(index shares, share-equivalents of the index).",
+            registry=r,
+        )
+        self.limit_value_gauge = Gauge(
+            p + "limit_value",
+            "Configured value of a limit, cap or control, by its configuration key (in the "
+            "key's own unit: $, %, seconds, contracts, shares, index shares …); a limit "
+            "that is not configured has no series.",
+            ["limit"],
+            registry=r,
+        )
+
+        # ------------------------------------------------------ order controls
+        self.kills = Counter(
+            p + "kills",
+            "Kill switch uses, by mode: halt (no new entries), cancel (also cancel working "
+            "orders), flatten (also close every position) (count of kills).",
+            ["mode"],
+            registry=r,
+        )
+        self.heartbeat_age_gauge = Gauge(
+            p + "heartbeat_age_seconds",
+            "Time since the trader's last heartbeat, measured at scrape time (seconds); "
+            "counted from the supervisor's start until the first one arrives.",
+            registry=r,
+        )
+        self.heartbeat_age_gauge.set_function(lambda: time.monotonic() - self._heartbeat_at)
+        self.heartbeats_lost = Counter(
+            p + "heartbeat_lost",
+            "Times the trader's heartbeat was declared lost after heartbeat_timeout_s "
+            "(count of losses).",
+            registry=r,
+        )
+
+        # ------------------------------------------------------ margin gate
+        self.whatif_duration = Histogram(
+            p + "whatif_duration_seconds",
+            "Time an IB what-if (margin preview) took, answered or not (seconds).",
+            buckets=WHATIF_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.whatif_failures = Counter(
+            p + "whatif_failures",
+            "IB what-ifs that gave no usable margin, by reason: timeout, error, unset "
+            "(count of what-ifs).",
+            ["reason"],
+            registry=r,
+        )
+
+        # ------------------------------------------------------ recording, strategies
+        self.recording_lines = Counter(
+            p + "recording_lines",
+            "Lines written by the session recorder (count of lines).",
+            registry=r,
+        )
+        self.recording_dropped = Counter(
+            p + "recording_dropped",
+            "Lines the session recorder dropped because its queue was full or its file "
+            "could not be written (count of lines).",
+            registry=r,
+        )
+        self.strategies_gauge = Gauge(
+            p + "strategies",
+            "Live strategy (spread) stops the supervisor watches (count of strategies).",
+            registry=r,
+        )
+        self.check_stage_duration = Histogram(
+            p + "check_stage_duration_seconds",
+            "Time a pre-trade check spent in each stage: parse, queue, evaluate, journal, "
+            "respond (seconds).",
+            ["stage"],
+            buckets=CHECK_DURATION_BUCKETS,
+            registry=r,
+        )
+
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -412,6 +638,23 @@ class Metrics:
         self.stops_active.set(0)
         self.positions.set(0)
         self.build_info.labels(version=package_version()).set(1)
+        # Money: NaN, not 0, until reported: a 0 would read as a flat day or an
+        # empty account, and NaN compares false in every alert.
+        for gauge in (
+            self.daily_pnl_gauge,
+            self.nlv_estimate_gauge,
+            self.nlv_high_water_gauge,
+            self.nlv_reported_gauge,
+        ):
+            gauge.set(math.nan)
+        self.loss_latched_gauge.set(0)
+        for mode in KILL_MODES:
+            self.kills.labels(mode=mode)
+        for reason in WHATIF_FAILURES:
+            self.whatif_failures.labels(reason=reason)
+        for stage in CHECK_STAGES:
+            self.check_stage_duration.labels(stage=stage)
+        self.strategies_gauge.set(0)
 
     # ---------------------------------------------------------- circuit breaker
 
@@ -610,6 +853,140 @@ class Metrics:
         current = self.quotes_coalesced._value.get()
         if total > current:
             self.quotes_coalesced.inc(total - current)
+
+    # ---------------------------------------------------------- money controls
+
+    def daily_pnl(self, pnl: float, received_at: float | None = None) -> None:
+        """Set IB's daily P&L ($) and restart its age from when it arrived.
+
+        ``received_at`` is a :func:`time.monotonic` reading (default: now); pass
+        it when the value is handled some time after it arrived, so
+        ``pnl_age_seconds`` is the age the ``max_pnl_age_s`` control sees.
+        """
+        self.daily_pnl_gauge.set(pnl)
+        self._pnl_at = time.monotonic() if received_at is None else received_at
+
+    def net_liquidation(self, estimate: float, high_water: float) -> None:
+        """Set the supervisor's NLV estimate and its high-water mark ($).
+
+        Set together because the drawdown control compares the two: a panel
+        that showed one updated and not the other would show a false drawdown.
+        """
+        self.nlv_estimate_gauge.set(estimate)
+        self.nlv_high_water_gauge.set(high_water)
+
+    def net_liquidation_reported(self, nlv: float) -> None:
+        """Set the last net liquidation value IB reported ($), which the estimate follows."""
+        self.nlv_reported_gauge.set(nlv)
+
+    def loss_latch(self, latched: bool) -> None:
+        """Set whether the breaker is latched open by a ``loss_limit`` trip.
+
+        The alert LossLimitTripped pages on it. Call it with ``True`` on the
+        trip and on a restart that restores a latched breaker, and with
+        ``False`` when an operator clears the latch.
+        """
+        self.loss_latched_gauge.set(1 if latched else 0)
+
+    def beta_weighted_delta(self, delta: float) -> None:
+        """Set the portfolio's beta-weighted delta (index shares).
+
+        Its use of ``max_beta_weighted_delta`` goes through :meth:`utilization`
+        like the other limits.
+        """
+        self.beta_weighted_delta_gauge.set(delta)
+
+    def limit_values(self, values: Mapping[str, float | None]) -> None:
+        """Publish the configured value of every limit, cap and control, by its key.
+
+        Called at start (and after a configuration reload) with the whole
+        configuration: keys with ``None`` and keys not given any more lose
+        their series, so a disabled limit shows no line on the dashboard and
+        no alert compares against it. ``PnlFeedStale`` reads
+        ``max_pnl_age_s`` here; the P&L panel draws ``-max_daily_loss``. Keys
+        must be configuration identifiers (``[a-z][a-z0-9_]*``); another key
+        is logged once and not recorded.
+        """
+        wanted: dict[str, float] = {}
+        for key, value in values.items():
+            if not _LIMIT_VALUE_KEY.match(key):
+                _known("limit key", key, ("configuration keys matching [a-z][a-z0-9_]*",))
+            elif value is not None:
+                wanted[key] = float(value)
+        with self._lock:
+            for key in self._limit_value_keys - wanted.keys():
+                with contextlib.suppress(KeyError):
+                    self.limit_value_gauge.remove(key)
+            for key, value in wanted.items():
+                self.limit_value_gauge.labels(limit=key).set(value)
+            self._limit_value_keys = set(wanted)
+
+    # ---------------------------------------------------------- order controls
+
+    def kill(self, mode: str) -> None:
+        """Count a use of the kill switch: ``halt``, ``cancel`` or ``flatten``.
+
+        The alert KillSwitchUsed pages on any use, so whoever is on call knows
+        trading was stopped by hand or by the watchdog.
+        """
+        known = _known("kill mode", mode, KILL_MODES)
+        if known is not None:
+            self.kills.labels(mode=known).inc()
+
+    def heartbeat(self, received_at: float | None = None) -> None:
+        """Note a heartbeat from the trader: ``heartbeat_age_seconds`` restarts from it.
+
+        ``received_at`` is a :func:`time.monotonic` reading (default: now).
+        """
+        self._heartbeat_at = time.monotonic() if received_at is None else received_at
+
+    def heartbeat_lost(self) -> None:
+        """Count a heartbeat declared lost after ``heartbeat_timeout_s`` (alert: HeartbeatLost)."""
+        self.heartbeats_lost.inc()
+
+    # ---------------------------------------------------------- margin gate
+
+    def whatif(self, duration_s: float, failure: str | None = None) -> None:
+        """Record an IB what-if: how long it took and, if it gave no usable margin, why.
+
+        Every what-if is timed, failed ones included (a timeout is observed
+        at the time waited), so the latency panel shows what the gate waited.
+        ``failure`` is ``timeout``, ``error`` or ``unset`` (alert:
+        MarginWhatIfFailing).
+        """
+        self.whatif_duration.observe(max(0.0, duration_s))
+        if failure is not None:
+            known = _known("what-if failure", failure, WHATIF_FAILURES)
+            if known is not None:
+                self.whatif_failures.labels(reason=known).inc()
+
+    # ---------------------------------------------------------- recording, strategies
+
+    def recorded(self, lines: int = 1) -> None:
+        """Count lines the session recorder wrote."""
+        if lines > 0:
+            self.recording_lines.inc(lines)
+
+    def recording_drop(self, lines: int = 1) -> None:
+        """Count lines the session recorder dropped (alert: RecordingDropping)."""
+        if lines > 0:
+            self.recording_dropped.inc(lines)
+
+    def strategies(self, live: int) -> None:
+        """Set the number of live strategy (spread) stops."""
+        self.strategies_gauge.set(live)
+
+    def check_stage(self, stage: str, duration_s: float) -> None:
+        """Observe the time a pre-trade check spent in one stage.
+
+        ``stage`` is one of ``parse``, ``queue``, ``evaluate``, ``journal``,
+        ``respond``; the stages of one check add up to about its
+        ``pretrade_check_duration_seconds``, and the panel shows which one
+        the time goes to.
+        """
+        known = _known("check stage", stage, CHECK_STAGES)
+        if known is not None:
+            self.check_stage_duration.labels(stage=known).observe(max(0.0, duration_s))
 
     # ---------------------------------------------------------- exposition
 

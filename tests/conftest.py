@@ -8,7 +8,8 @@ import pytest
 
 from actors.book import Book
 from actors.circuit_breaker import BreakerParams, CircuitBreaker
-from actors.limits import GateParams, needs_for
+from actors.gate.assessment import Assessor
+from actors.gate.params import GateParams
 from actors.trailing_stop import StopParams
 
 
@@ -29,6 +30,6 @@ def make_book() -> Callable[[GateParams], Book]:
     """A Book wired the way the portfolio wires it for the given gate params."""
 
     def _make(params: GateParams) -> Book:
-        return Book(needs_for(params), params.groups, params.pricing)
+        return Book(Assessor.needs_of(params), params.groups, params.pricing)
 
     return _make

@@ -1,20 +1,13 @@
-"""The risk supervisor's alerts: one definition each, rendered for Prometheus and for Grafana.
+"""The risk supervisor's alerts: one definition each, for Prometheus and for Grafana.
 
 Each :class:`Alert` below is the only place its PromQL, ``for`` duration,
-severity and texts are written. :func:`prometheus_rules` renders them as a
-Prometheus rule file and :func:`grafana_rules` as Grafana-managed alert rules
-(file provisioning), both with the very same expression string, so the two
-cannot drift apart; ``tests/test_grafana.py`` checks that they did not.
+severity and texts are written. ``rule_files.py`` renders them as a
+Prometheus rule file and as Grafana-managed alert rules (file provisioning),
+both with the very same expression string, so the two cannot drift apart;
+``tests/test_grafana.py`` checks that they did not.
 
 The expressions are Prometheus alert expressions: filters that return a series
-for every instance that should alert and nothing otherwise. Grafana evaluates
-them the way its own Prometheus-rule import does: the query (refId ``A``,
-instant), then a math expression that is 1 for every series ``A`` returned,
-whatever its value (``B``), then a threshold on it (``C``, the condition).
-A plain threshold on ``A``'s value could not express ``… == 0`` filters, and
-a reduce on an instant query is a no-op, so this is the faithful translation.
-An empty result is therefore normal (``noDataState: OK``); absence of the
-scrape itself is caught by ``RiskSupervisorDown``'s ``absent()``.
+for every instance that should alert and nothing otherwise.
 
 Annotation templates write ``$VALUE`` for the alert's value; it becomes
 ``$value`` for Prometheus and ``$values.A.Value`` for Grafana.
@@ -24,7 +17,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = [
     "ALERTS",
@@ -34,8 +26,6 @@ __all__ = [
     "JOB",
     "RUNBOOK_BASE",
     "Alert",
-    "grafana_rules",
-    "prometheus_rules",
 ]
 
 #: The scrape job the example Prometheus config gives the daemon.
@@ -144,6 +134,96 @@ ALERTS: tuple[Alert, ...] = (
         panel="actor_restarts",
     ),
     Alert(
+        name="LossLimitTripped",
+        expr="risk_supervisor_loss_latched == 1",
+        for_="0s",
+        severity="page",
+        summary="Daily loss limit tripped on {{ $labels.instance }}: trading is latched off",
+        description=(
+            "The daily loss on {{ $labels.instance }} reached max_daily_loss (or the drawdown "
+            "from the high-water mark reached max_drawdown_pct): the circuit breaker tripped "
+            "with loss_limit and is latched open. New entries are refused until an operator "
+            "clears the latch; it does not close by itself."
+        ),
+        panel="loss_latch",
+    ),
+    Alert(
+        name="KillSwitchUsed",
+        expr="increase(risk_supervisor_kills_total[10m]) > 0",
+        for_="0s",
+        # A page, not a warning: a kill stops trading and a flatten closes every
+        # position at market, so someone must confirm it was meant, whoever (or
+        # whichever watchdog) pulled it, and see a flatten through to flat.
+        severity="page",
+        summary="Kill switch used on {{ $labels.instance }}: {{ $labels.mode }}",
+        description=(
+            "The kill switch of the risk supervisor on {{ $labels.instance }} was used in "
+            'mode {{ $labels.mode }} {{ printf "%.0f" $VALUE }} time(s) in the last 10 '
+            "minutes. halt refuses new entries; cancel also cancels working orders; flatten "
+            "also closes every position. Confirm who or what pulled it and that it was meant."
+        ),
+        panel="kills",
+    ),
+    Alert(
+        name="HeartbeatLost",
+        expr="increase(risk_supervisor_heartbeat_lost_total[10m]) > 0",
+        for_="0s",
+        severity="page",
+        summary="Trader heartbeat lost on {{ $labels.instance }}",
+        description=(
+            "The risk supervisor on {{ $labels.instance }} stopped hearing the trader's "
+            'heartbeat {{ printf "%.0f" $VALUE }} time(s) in the last 10 minutes and its '
+            "watchdog killed trading. The trader may be down, hung or cut off from the "
+            "supervisor."
+        ),
+        panel="heartbeat_age",
+    ),
+    Alert(
+        name="PnlFeedStale",
+        expr=(
+            "risk_supervisor_pnl_age_seconds > ignoring(limit) "
+            'risk_supervisor_limit_value{limit="max_pnl_age_s"}'
+        ),
+        for_="2m",
+        severity="warning",
+        summary="Daily P&L from IB is stale on {{ $labels.instance }}",
+        description=(
+            "The last daily P&L IB sent the risk supervisor on {{ $labels.instance }} is "
+            "{{ $VALUE | humanizeDuration }} old, older than max_pnl_age_s, and has been for "
+            "2 minutes. The loss limit cannot see today's losses; the gate denies entries "
+            "that need a fresh P&L."
+        ),
+        panel="pnl_age",
+    ),
+    Alert(
+        name="MarginWhatIfFailing",
+        expr="60 * sum without (reason) (rate(risk_supervisor_whatif_failures_total[5m])) > 0",
+        for_="5m",
+        severity="warning",
+        summary="IB margin what-ifs keep failing on {{ $labels.instance }}",
+        description=(
+            "IB what-ifs (margin previews) of the risk supervisor on {{ $labels.instance }} "
+            "have been failing for 5 minutes ({{ $VALUE | humanize }} per minute): timeouts, "
+            "errors or unset margin. The margin gate cannot check max_init_margin_pct or "
+            "min_excess_liquidity, so it denies the orders that need a what-if."
+        ),
+        panel="whatif_failures",
+    ),
+    Alert(
+        name="RecordingDropping",
+        expr="increase(risk_supervisor_recording_dropped_total[5m]) > 0",
+        for_="0s",
+        severity="warning",
+        summary="Session recorder dropping lines on {{ $labels.instance }}",
+        description=(
+            "The session recorder of the risk supervisor on {{ $labels.instance }} dropped "
+            '{{ printf "%.0f" $VALUE }} line(s) in the last 5 minutes: its queue was full or '
+            "its file could not be written. The recording has gaps, so a replay of this "
+            "session will not match what happened."
+        ),
+        panel="recording",
+    ),
+    Alert(
         name="RiskSupervisorDown",
         expr=f'up{{job="{JOB}"}} == 0 or absent(up{{job="{JOB}"}})',
         for_="2m",
@@ -157,132 +237,3 @@ ALERTS: tuple[Alert, ...] = (
         panel=None,
     ),
 )
-
-
-def _render(template: str, value_ref: str) -> str:
-    return template.replace("$VALUE", value_ref)
-
-
-def _runbook(alert: Alert, runbook_base: str) -> str:
-    return f"{runbook_base.rstrip('/')}/{alert.name}.md"
-
-
-def prometheus_rules(runbook_base: str = RUNBOOK_BASE) -> dict[str, Any]:
-    """The alerts as a Prometheus rule file (``groups:`` document).
-
-    The group sets no ``interval``: rules are evaluated at Prometheus' global
-    ``evaluation_interval``, so a test can run them fast by templating only
-    ``prometheus.yml``.
-    """
-    rules = [
-        {
-            "alert": a.name,
-            "expr": a.expr,
-            "for": a.for_,
-            "labels": {"severity": a.severity},
-            "annotations": {
-                "summary": _render(a.summary, "$value"),
-                "description": _render(a.description, "$value"),
-                "runbook_url": _runbook(a, runbook_base),
-            },
-        }
-        for a in ALERTS
-    ]
-    return {"groups": [{"name": GROUP, "rules": rules}]}
-
-
-def grafana_rules(
-    dashboard_uid: str,
-    panel_ids: dict[str, int],
-    datasource_uid: str = DATASOURCE_UID,
-    runbook_base: str = RUNBOOK_BASE,
-) -> dict[str, Any]:
-    """The alerts as Grafana-managed rules in Grafana's file-provisioning format.
-
-    Each rule is linked to its dashboard panel, so Grafana draws its state
-    there and the alert links back to the graph.
-    """
-    rules = []
-    for a in ALERTS:
-        rule: dict[str, Any] = {
-            "uid": a.uid,
-            "title": a.name,
-            "condition": "C",
-            "data": [
-                {
-                    "refId": "A",
-                    "relativeTimeRange": {"from": 900, "to": 0},
-                    "datasourceUid": datasource_uid,
-                    "model": {
-                        "refId": "A",
-                        "datasource": {"type": "prometheus", "uid": datasource_uid},
-                        "editorMode": "code",
-                        "expr": a.expr,
-                        "instant": True,
-                        "range": False,
-                        "legendFormat": "__auto",
-                        "intervalMs": 15000,
-                        "maxDataPoints": 43200,
-                    },
-                },
-                {
-                    "refId": "B",
-                    "datasourceUid": "__expr__",
-                    "model": {
-                        "refId": "B",
-                        "datasource": {"type": "__expr__", "uid": "__expr__"},
-                        "type": "math",
-                        "expression": "is_number($A) || is_nan($A) || is_inf($A)",
-                    },
-                },
-                {
-                    "refId": "C",
-                    "datasourceUid": "__expr__",
-                    "model": {
-                        "refId": "C",
-                        "datasource": {"type": "__expr__", "uid": "__expr__"},
-                        "type": "threshold",
-                        "expression": "B",
-                        "conditions": [
-                            {
-                                "type": "query",
-                                "evaluator": {"type": "gt", "params": [0]},
-                                "operator": {"type": "and"},
-                                "query": {"params": ["C"]},
-                                "reducer": {"type": "last", "params": []},
-                            }
-                        ],
-                    },
-                },
-            ],
-        }
-        if a.panel is not None:
-            rule["dashboardUid"] = dashboard_uid
-            rule["panelId"] = panel_ids[a.panel]
-        rule.update(
-            {
-                "noDataState": "OK",
-                "execErrState": "Error",
-                "for": a.for_,
-                "annotations": {
-                    "summary": _render(a.summary, "$values.A.Value"),
-                    "description": _render(a.description, "$values.A.Value"),
-                    "runbook_url": _runbook(a, runbook_base),
-                },
-                "labels": {"severity": a.severity},
-                "isPaused": False,
-            }
-        )
-        rules.append(rule)
-    return {
-        "apiVersion": 1,
-        "groups": [
-            {
-                "orgId": 1,
-                "name": GROUP,
-                "folder": FOLDER,
-                "interval": "30s",
-                "rules": rules,
-            }
-        ],
-    }

@@ -421,7 +421,10 @@ _FAILURE_BODY: Final[dict[str, Any]] = {
                 "type": "object",
                 "required": ["kind"],
                 "properties": {
-                    "kind": {"type": "string", "enum": [k.value for k in FailureKind]},
+                    "kind": {
+                        "type": "string",
+                        "enum": [k.value for k in FailureKind if not k.internal],
+                    },
                     "code": {"type": ["integer", "null"], "description": "IB error code."},
                     "detail": {"type": ["string", "null"]},
                 },

@@ -1,10 +1,16 @@
 """``risk-supervisor replay``: recorded events through the same actors, on event time.
 
-The actors run on an :class:`InlineDispatcher` (every message handled in this
-thread, in order) and timers on a :class:`VirtualScheduler`, so the output is a
-function of the input file alone: the same file gives the same bytes. Before an
-event at time ``t`` is delivered, every timer due at or before ``t`` fires, so
-an OPEN → HALF_OPEN transition is written at exactly the time it fell due.
+The daemon's own topology (:class:`actors.topology.Topology`) and gate
+(:class:`supervisor.core.gate.Gate`), built on an :class:`InlineDispatcher`
+(every message handled in this thread, in order) and a
+:class:`VirtualScheduler` (timers on event time), so the output is a function
+of the input alone: the same input gives the same bytes. Before an event at
+time ``t`` is delivered, every timer due at or before ``t`` fires, so a timer
+transition is written at exactly the time it fell due.
+
+A bad line (not JSON, not an object, an unknown type, a missing or ill-typed
+field, time going backwards, a strategy rule broken) is reported on stderr as
+``line N: …`` and changes nothing, not even the clock.
 """
 
 from __future__ import annotations
@@ -12,24 +18,40 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, TextIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TextIO
 
-import pykka
-
-from actors.breaker_actor import BreakerActor
-from actors.messages import BreakerTransition, PositionClosed, StopEvent
-from actors.portfolio_actor import PortfolioActor
-from actors.position_actor import PositionActor
+from actors.messages import (
+    Admin,
+    BreakerTransition,
+    CheckRequest,
+    Kill,
+    PositionUpdate,
+    Quote,
+    StopEvent,
+)
 from actors.probe import Probe
 from actors.runtime import InlineDispatcher
 from actors.scheduler import VirtualScheduler
+from actors.topology import KEEP, Refused, Topology
 from supervisor import json_codec
 from supervisor.config import Config
+from supervisor.core.gate import Gate
+
+Line = dict[str, Any]
 
 
-def _dumps(obj: dict[str, Any]) -> str:
+def _dumps(obj: Line) -> str:
     return json.dumps(obj, separators=(", ", ": "))
+
+
+class _Sink(Probe):
+    """Keeps only what replay prints: stop decisions and breaker transitions."""
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, StopEvent | BreakerTransition):
+            self.messages.append(message)
+        return None
 
 
 class Replay:
@@ -37,25 +59,34 @@ class Replay:
         self.config = config
         self.dispatcher = InlineDispatcher()
         self.scheduler = VirtualScheduler()
-        d = self.dispatcher
         self._outbox: list[Any] = []  # the sink appends here, in this thread
-        self.sink = Probe.start(dispatcher=d, into=self._outbox)
-        self.breaker = BreakerActor.start(
-            config.breaker, dispatcher=d, scheduler=self.scheduler, subscriber=self.sink
+        self.sink = _Sink.start(dispatcher=self.dispatcher, into=self._outbox)
+        self.topology = Topology(
+            config, dispatcher=self.dispatcher, scheduler=self.scheduler, sink=self.sink
         )
-        self.portfolio = PortfolioActor.start(
-            config.gate, dispatcher=d, breaker=self.breaker, net_liquidation=config.net_liquidation
-        )
-        self.positions: dict[str, pykka.ActorRef[Any]] = {}
+        self.gate = Gate(self.topology.portfolio, self.topology.breaker, margin=config.gate.margin)
         self.last_t = -math.inf
         self.bad_lines = 0
+        self._handlers: dict[str, tuple[Callable[[Line, float], Any], Callable[[Any], Any]]] = {
+            "position": (self._parse_position, self._position),
+            "quote": (json_codec.quote, self._quote),
+            "close": (lambda o, t: (t, json_codec.position_id(o)), self._close),
+            "account": (json_codec.account, self.topology.account),
+            "pnl": (json_codec.pnl, self.topology.pnl),
+            "market": (json_codec.market, self.topology.market),
+            "failure": (json_codec.failure, self.topology.failure),
+            "success": (json_codec.success, self.topology.success),
+            "admin": (json_codec.admin, self._admin),
+            "heartbeat": (json_codec.heartbeat, self.topology.heartbeat),
+            "check": (json_codec.check, self._check),
+        }
 
     def close(self) -> None:
-        for ref in (*self.positions.values(), self.portfolio, self.breaker, self.sink):
-            if ref.is_alive():
-                ref.stop()
+        self.topology.stop()
+        if self.sink.is_alive():
+            self.sink.stop()
 
-    def feed(self, lines: Iterable[str], out: TextIO, err: TextIO) -> int:
+    def feed(self, lines: Iterable[str | bytes], out: TextIO, err: TextIO) -> int:
         """Process every line; returns the number of bad lines."""
         for n, line in enumerate(lines, start=1):
             if not line.strip():
@@ -70,13 +101,8 @@ class Replay:
                 out.write(_dumps(obj) + "\n")
         return self.bad_lines
 
-    def event(self, line: str) -> list[dict[str, Any]]:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise json_codec.BadInput(f"not JSON: {exc.msg} at column {exc.colno}") from None
-        if not isinstance(obj, dict):
-            raise json_codec.BadInput("not a JSON object")
+    def event(self, line: str | bytes) -> list[Line]:
+        obj = _decode(line)
         t = json_codec.event_time(obj)
         if t < self.last_t:
             raise json_codec.BadInput(f"t {t!r} goes back in time (last event at {self.last_t!r})")
@@ -86,96 +112,95 @@ class Replay:
             raise json_codec.BadInput(
                 f"type must be one of {', '.join(sorted(self._handlers))}, got {kind!r}"
             )
-        message = handler.parse(obj, t)  # parse fully before time moves: a bad line changes nothing
+        parse, deliver = handler
+        message = parse(obj, t)  # parse and validate fully before time moves
         self.last_t = t
         self.scheduler.advance_to(t)  # timers due by now fire first, at their own time
         out = self._drain() if self._outbox else []
-        out += handler.deliver(self, message)
+        printed = deliver(message)
+        if printed is not None:
+            out.append(printed)
         if self._outbox:
             out += self._drain()
         return out
 
-    def _drain(self) -> list[dict[str, Any]]:
-        lines: list[dict[str, Any]] = []
+    def _drain(self) -> list[Line]:
+        lines: list[Line] = []
         taken, self._outbox[:] = list(self._outbox), []
         for m in taken:
             if isinstance(m, StopEvent):
                 lines.append(json_codec.stop_line(m))
-            elif isinstance(m, BreakerTransition):
+            else:
                 lines.append(json_codec.breaker_line(m))
         return lines
 
     # ------------------------------------------------------------- per type
 
-    def _position(self, update: Any) -> list[dict[str, Any]]:
-        ref = self.positions.get(update.id)
-        if ref is None:
-            if update.qty != 0:
-                self.positions[update.id] = PositionActor.start(
-                    update,
-                    self.config.stop_params(update.contract.symbol),
-                    dispatcher=self.dispatcher,
-                    portfolio=self.portfolio,
-                    subscriber=self.sink,
-                )
+    def _parse_position(self, obj: Line, t: float) -> tuple[PositionUpdate, Any]:
+        update = json_codec.position(obj, t)
+        strategy = json_codec.strategy_of(obj)
+        if strategy is json_codec.KEEP_STRATEGY:
+            strategy = KEEP
+        try:
+            self.topology.validate(update, strategy)
+        except Refused as exc:
+            raise json_codec.BadInput(str(exc)) from None
+        return update, strategy
+
+    def _position(self, message: tuple[PositionUpdate, Any]) -> None:
+        update, strategy = message
+        self.topology.position(update, strategy)
+
+    def _quote(self, q: Quote) -> None:
+        self.topology.quote(q)
+
+    def _close(self, message: tuple[float, str]) -> None:
+        self.topology.close(*message)
+
+    def _admin(self, a: Admin | Kill) -> None:
+        if isinstance(a, Kill):
+            self.topology.kill(a)
         else:
-            ref.tell(update)
-            if update.qty == 0:
-                del self.positions[update.id]
-        return []
+            self.topology.admin(a)
 
-    def _to_position(self, message: Any) -> list[dict[str, Any]]:
-        ref = self.positions.get(message.id)
-        if ref is not None:
-            ref.tell(message)
-            if isinstance(message, PositionClosed):
-                del self.positions[message.id]
-        return []
-
-    def _to(self, target: str) -> Callable[[Any], list[dict[str, Any]]]:
-        def deliver(message: Any) -> list[dict[str, Any]]:
-            getattr(self, target).tell(message)
-            return []
-
-        return deliver
-
-    def _check(self, request: Any) -> list[dict[str, Any]]:
-        future: pykka.Future[Any] = pykka.ThreadingFuture()
-        self.portfolio.tell(
-            type(request)(request.t, request.id, request.legs, future, request.invalid)
-        )
-        return [json_codec.check_line(future.get(timeout=5))]
-
-    class _Handler:
-        def __init__(
-            self,
-            parse: Callable[[dict[str, Any], float], Any],
-            deliver: Callable[[Replay, Any], list[dict[str, Any]]],
-        ) -> None:
-            self.parse = parse
-            self.deliver = deliver
-
-    _handlers: ClassVar[dict[str, _Handler]] = {
-        "position": _Handler(json_codec.position, lambda r, m: r._position(m)),
-        "quote": _Handler(json_codec.quote, lambda r, m: r._to_position(m)),
-        "close": _Handler(
-            lambda o, t: PositionClosed(t, json_codec._string(o, "id")),
-            lambda r, m: r._to_position(m),
-        ),
-        "account": _Handler(json_codec.account, lambda r, m: r._to("portfolio")(m)),
-        "failure": _Handler(json_codec.failure, lambda r, m: r._to("breaker")(m)),
-        "success": _Handler(json_codec.success, lambda r, m: r._to("breaker")(m)),
-        "admin": _Handler(json_codec.admin, lambda r, m: r._to("breaker")(m)),
-        "check": _Handler(json_codec.check, lambda r, m: r._check(m)),
-    }
+    def _check(self, request: CheckRequest) -> Line:
+        return json_codec.check_line(self.gate.check(request))
 
 
-def run(config: Config, path: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Replay a file; exit code 0 when every line was good, 1 otherwise."""
+def _decode(line: str | bytes) -> dict[str, Any]:
+    """One line as a JSON object; anything else is a bad line, never a crash."""
+    try:
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+    except UnicodeDecodeError as exc:
+        raise json_codec.BadInput(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise json_codec.BadInput(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:  # >4300-digit ints, 100 000-deep nesting
+        raise json_codec.BadInput(f"not usable JSON: {type(exc).__name__}") from None
+    if not isinstance(obj, dict):
+        raise json_codec.BadInput("not a JSON object")
+    return obj
+
+
+def read_lines(paths: Iterable[str]) -> Iterator[bytes]:
+    """The lines of several files in order, as bytes (decoding is per line)."""
+    for path in paths:
+        with open(path, "rb") as f:
+            yield from f
+
+
+def run(
+    config: Config,
+    paths: str | Iterable[str],
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Replay files; exit code 0 when every line was good, 1 otherwise."""
     replay = Replay(config)
     try:
-        with open(path, encoding="utf-8") as f:
-            bad = replay.feed(f, out, err)
+        bad = replay.feed(read_lines([paths] if isinstance(paths, str) else paths), out, err)
     finally:
         replay.close()
     if bad:

@@ -58,6 +58,15 @@ class ClosingOrder:
     reason: str  # "stop" or "flatten"
 
 
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """How a global cancel ended: confirmed from IB's open orders, or not."""
+
+    confirmed: bool
+    left: int = 0  # open orders still there after the last try
+    detail: str = ""
+
+
 class BrokerPort(Protocol):
     """The broker as the core uses it (implemented by the IB adapter)."""
 
@@ -85,10 +94,11 @@ class BrokerPort(Protocol):
         """Claim, place, record and reconcile one closing order (asynchronous)."""
         ...
 
-    def cancel_all(self, kill_id: str) -> None:
+    def cancel_all(self, kill_id: str, timeout_s: float) -> CancelResult:
         """Global cancel, then confirm from IB's open orders that none is left (retried).
 
-        Asynchronous; every step is journaled through the daemon.
+        Blocks the calling thread (the kill switch's own worker, never an
+        actor) for at most ``timeout_s``.
         """
         ...
 

@@ -1,48 +1,16 @@
-"""Restarting crashed actors, and the stable handles that make a restart invisible.
+"""Restarting crashed actors: how often, before the daemon gives up.
 
-pykka drops a dead actor's queued mail and its ``ActorRef`` stays dead, so a
-restart is only as good as the re-wiring around it. Every actor is reached
-through a :class:`Handle` that always points at the current incarnation; the
-supervisor swaps the reference and nobody else notices. Restarts are bounded
+Actors are reached through :class:`actors.handle.Handle`, which the
+supervisor points at a restarted actor's successor. Restarts are bounded
 per actor kind (an intensity limit, as in Erlang/OTP): past it the daemon
 stops with a non-zero exit code and lets systemd start it clean.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
-
-import pykka
-
-
-class Handle:
-    """Tell/ask the current incarnation of an actor; swapped on restart."""
-
-    __slots__ = ("kind", "name", "ref")
-
-    def __init__(self, kind: str, name: str, ref: pykka.ActorRef[Any] | None = None) -> None:
-        self.kind = kind
-        self.name = name
-        self.ref: pykka.ActorRef[Any] = ref  # type: ignore[assignment]  # set before use
-
-    def tell(self, message: Any) -> None:
-        # dead and being restarted: the successor resyncs its state
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.ref.tell(message)
-
-    def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
-        return self.ref.ask(message, timeout=timeout)
-
-    def is_alive(self) -> bool:
-        return bool(self.ref.is_alive())
-
-    def stop(self) -> None:
-        if self.ref.is_alive():
-            self.ref.stop()
 
 
 class RestartIntensityExceeded(RuntimeError):

@@ -21,16 +21,16 @@ import pykka
 class ThreadScheduler:
     def __init__(self, clock: Callable[[], float] = time.time, *, name: str = "timers") -> None:
         self._clock = clock
-        self._heap: list[tuple[float, int, Any, Any]] = []
+        self._heap: list[tuple[float, int, int, Any, Any]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def schedule(self, due: float, ref: Any, message: Any) -> None:
+    def schedule(self, due: float, ref: Any, message: Any, priority: int = 1) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (due, next(self._seq), ref, message))
+            heapq.heappush(self._heap, (due, priority, next(self._seq), ref, message))
             self._cond.notify()
 
     def pending(self) -> int:
@@ -55,7 +55,7 @@ class ThreadScheduler:
                 if wait > 0:
                     self._cond.wait(min(wait, 1.0))  # re-read the clock at least each second
                     continue
-                _, _, ref, message = heapq.heappop(self._heap)
+                _, _, _, ref, message = heapq.heappop(self._heap)
             # a restarted actor's successor re-arms its own timers
             with contextlib.suppress(pykka.ActorDeadError):
                 ref.tell(message)

@@ -4,7 +4,12 @@ The gateway needs, for every contract a client subscribes to, a quote (bid,
 ask, last, close) and, for options, the model computation IB sends as tick
 type 13. This module is that market: underlyings whose price is set by hand
 (tests) or moved by a seeded geometric random walk (the demo), and options
-priced from their underlying with Black-Scholes-Merton.
+priced from their underlying with Black-Scholes-Merton. Any strike and expiry
+of a known underlying is quotable, as any listed option is in TWS; contracts
+made up on request get conIds derived from what they are (:func:`stable_con_id`),
+so they do not depend on the order clients ask in. Scheduled moves (a crash
+over some seconds, a drift per minute) move an underlying deterministically,
+composed with the seeded walk and hand-set prices.
 
 Pricing is delegated to ``actors.pricing`` on purpose: the simulator must quote
 the same numbers the supervisor computes, so a test can check that a Greek the
@@ -17,7 +22,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from actors.pricing import bsm, year_fraction
@@ -25,8 +31,32 @@ from actors.pricing import bsm, year_fraction
 #: Seconds in a (calendar) year, for the random walk's time step.
 SECONDS_PER_YEAR = 365.0 * 24.0 * 3600.0
 
-#: Synthetic conIds start here, far from the ids tests usually pick by hand.
+#: Synthetic conIds live in [base, base + span), far from the ids tests pick by hand.
 _SYNTHETIC_CON_ID_BASE = 900_000_000
+_SYNTHETIC_CON_ID_SPAN = 90_000_000
+
+
+def stable_con_id(key: str) -> int:
+    """A conId derived from a contract's identity, not from the order of requests.
+
+    Two runs (or two clients) that ask for the same unheld option in a
+    different order must see the same conId, as they would from TWS.
+    """
+    return _SYNTHETIC_CON_ID_BASE + zlib.crc32(key.encode()) % _SYNTHETIC_CON_ID_SPAN
+
+
+@dataclass
+class _Move:
+    """A scheduled exponential move of one underlying (a crash or a drift).
+
+    ``log_rate`` is the change of log-price per second; the move is applied
+    up to ``until`` (``None``: for ever). Only the elapsed time matters, so
+    the price reached at ``until`` does not depend on how often it is applied.
+    """
+
+    log_rate: float
+    applied_to: float
+    until: float | None
 
 
 @dataclass
@@ -174,16 +204,16 @@ class Market:
         self.underlyings: dict[str, Underlying] = {}
         self.instruments: dict[int, Instrument] = {}
         self._rng = random.Random(seed)
-        self._next_synthetic = _SYNTHETIC_CON_ID_BASE
         self._synthetic: set[int] = set()
+        self._moves: dict[str, _Move] = {}
 
     # ------------------------------------------------------------ registry
 
-    def _synthetic_con_id(self) -> int:
-        while self._next_synthetic in self.instruments:
-            self._next_synthetic += 1
-        con_id = self._next_synthetic
-        self._next_synthetic += 1
+    def _synthetic_con_id(self, key: str) -> int:
+        """The stable conId for ``key``, probing past any id already taken."""
+        con_id = stable_con_id(key)
+        while con_id in self.instruments or con_id in self._synthetic:
+            con_id += 1
         self._synthetic.add(con_id)
         return con_id
 
@@ -214,7 +244,7 @@ class Market:
             raise ValueError(f"volatility must be positive, got {vol}")
         und = self.underlyings.get(symbol)
         if und is None:
-            cid = con_id if con_id is not None else self._synthetic_con_id()
+            cid = con_id if con_id is not None else self._synthetic_con_id(f"STK:{symbol}")
             und = Underlying(symbol=symbol, price=price, vol=vol, con_id=cid, close=price)
             self.underlyings[symbol] = und
         else:
@@ -287,15 +317,17 @@ class Market:
                 and inst.right == r
             ):
                 return inst
+        mult = multiplier or 100
+        key = f"OPT:{symbol}:{iso}:{strike:.4f}:{r}:{mult}"
         return self.register(
             Instrument(
-                con_id=con_id or self._synthetic_con_id(),
+                con_id=con_id or self._synthetic_con_id(key),
                 symbol=symbol,
                 sec_type="OPT",
                 expiry=iso,
                 strike=strike,
                 right=r,
-                multiplier=multiplier or 100,
+                multiplier=mult,
             )
         )
 
@@ -329,6 +361,10 @@ class Market:
             theta=res.theta,
             und_price=und_price,
         )
+
+    def und_price(self, symbol: str) -> float:
+        """The underlying's current price (``KeyError`` if unknown)."""
+        return self.underlyings[symbol].price
 
     def mark(self, inst: Instrument) -> float:
         """The per-share fair price: the underlying's price or the BSM value."""
@@ -370,6 +406,44 @@ class Market:
             last_size=sizes[2],
         )
 
+    def combo_quote(self, legs: Sequence[tuple[Instrument, int]]) -> Quote:
+        """A combo's net quote from its legs, each ``(instrument, signed ratio)``.
+
+        Bought legs (positive ratio) add their bid to the bid and their ask
+        to the ask; sold legs subtract their ask from the bid and their bid
+        from the ask. A net credit is a negative price, as IB quotes combos.
+        Sizes are the smallest leg size over its ratio.
+        """
+        if not legs:
+            raise ValueError("a combo needs at least one leg")
+        bid = ask = last = close = 0.0
+        bid_size = ask_size = math.inf
+        for inst, ratio in legs:
+            q = self.quote(inst)
+            n = abs(ratio)
+            if ratio > 0:
+                bid += n * q.bid
+                ask += n * q.ask
+                bid_size = min(bid_size, q.bid_size / n)
+                ask_size = min(ask_size, q.ask_size / n)
+            else:
+                bid -= n * q.ask
+                ask -= n * q.bid
+                bid_size = min(bid_size, q.ask_size / n)
+                ask_size = min(ask_size, q.bid_size / n)
+            sign = 1.0 if ratio > 0 else -1.0
+            last += sign * n * q.last
+            close += sign * n * q.close
+        return Quote(
+            bid=round(bid, 2),
+            ask=round(ask, 2),
+            last=round(last, 2),
+            close=round(close, 2),
+            bid_size=max(math.floor(bid_size), 1.0),
+            ask_size=max(math.floor(ask_size), 1.0),
+            last_size=1.0,
+        )
+
     def walk(self, dt: float) -> list[str]:
         """Advance every underlying by one geometric-Brownian step of ``dt`` seconds.
 
@@ -386,3 +460,62 @@ class Market:
             und.price *= math.exp(und.vol * math.sqrt(years) * z - 0.5 * und.vol**2 * years)
             moved.append(symbol)
         return moved
+
+    # --------------------------------------------------------------- moves
+
+    def crash(self, symbol: str, pct: float, over_s: float, now: float) -> None:
+        """Fall ``pct`` % (0 < pct < 100) over ``over_s`` seconds from ``now``, exponentially.
+
+        The move multiplies whatever else moves the price (the random walk,
+        ``set_underlying``), so composed with them it still takes off exactly
+        ``pct`` %. A new crash or drift of the symbol replaces the old one.
+        """
+        if not (math.isfinite(pct) and 0.0 < pct < 100.0):
+            raise ValueError(f"crash pct must be in (0, 100), got {pct}")
+        if not (math.isfinite(over_s) and over_s > 0.0):
+            raise ValueError(f"crash over_s must be positive, got {over_s}")
+        self._require(symbol)
+        self._moves[symbol] = _Move(math.log1p(-pct / 100.0) / over_s, now, now + over_s)
+
+    def drift(self, symbol: str, pct_per_min: float, now: float) -> None:
+        """Move ``pct_per_min`` % a minute (negative: falling) from ``now`` until stopped."""
+        if not (math.isfinite(pct_per_min) and pct_per_min > -100.0):
+            raise ValueError(f"drift must be finite and > -100 %/min, got {pct_per_min}")
+        self._require(symbol)
+        if pct_per_min == 0.0:
+            self._moves.pop(symbol, None)
+            return
+        self._moves[symbol] = _Move(math.log1p(pct_per_min / 100.0) / 60.0, now, None)
+
+    def stop_moves(self, symbol: str | None = None) -> None:
+        """End the crash or drift of ``symbol`` (of every symbol if ``None``)."""
+        if symbol is None:
+            self._moves.clear()
+        else:
+            self._moves.pop(symbol, None)
+
+    def moving(self) -> list[str]:
+        """Symbols with a crash or drift under way."""
+        return sorted(self._moves)
+
+    def advance(self, now: float) -> list[str]:
+        """Apply every scheduled move up to ``now``; return the symbols moved.
+
+        Deterministic: the price depends only on the times passed in.
+        """
+        moved: list[str] = []
+        for symbol in sorted(self._moves):
+            m = self._moves[symbol]
+            end = now if m.until is None else min(now, m.until)
+            elapsed = end - m.applied_to
+            if elapsed > 0.0:
+                self.underlyings[symbol].price *= math.exp(m.log_rate * elapsed)
+                m.applied_to = end
+                moved.append(symbol)
+            if m.until is not None and now >= m.until:
+                del self._moves[symbol]
+        return moved
+
+    def _require(self, symbol: str) -> None:
+        if symbol not in self.underlyings:
+            raise ValueError(f"no underlying {symbol!r}: call set_underlying first")

@@ -90,7 +90,7 @@ def test_crashed_position_actor_restarts_with_its_state(make: Callable[..., Daem
     open_position(d, clock, "A")
     open_position(d, clock, "B", (100.5,))
     before_a, before_b = stop_of(d, "A"), stop_of(d, "B")
-    urn_b = d._positions["B"].ref.actor_urn
+    urn_b = d.topology.positions["B"].ref.actor_urn
     assert before_a.active and before_a.stop == pytest.approx(105 * 0.985)
     d.quote(Quote(clock(), "A", "boom", 1.0, 1.0))  # type: ignore[arg-type]  # a bug inside the handler
     wait_for(
@@ -103,7 +103,7 @@ def test_crashed_position_actor_restarts_with_its_state(make: Callable[..., Daem
     )
     after = wait_for(lambda: stop_of(d, "A"))
     assert (after.active, after.stop, after.extreme) == (True, before_a.stop, before_a.extreme)
-    assert d._positions["B"].ref.actor_urn == urn_b and stop_of(d, "B") == before_b
+    assert d.topology.positions["B"].ref.actor_urn == urn_b and stop_of(d, "B") == before_b
     # the new incarnation works: a breach triggers
     clock.t += 1
     d.quote(Quote(clock(), "A", 100.0, 100.1, 100.0))
@@ -115,7 +115,7 @@ def test_restart_intensity_stops_the_daemon_with_an_exit_code(make: Callable[...
     d = make(clock=clock)
     open_position(d, clock, "A", (100.5,))
     for _ in range(6):
-        wait_for(lambda: "A" in d.position_ids() and d._positions["A"].is_alive())
+        wait_for(lambda: "A" in d.position_ids() and d.topology.positions["A"].is_alive())
         d.quote(Quote(clock(), "A", "boom", 1.0, 1.0))  # type: ignore[arg-type]
         time.sleep(0.05)
         if d.stopped.is_set():
@@ -143,8 +143,12 @@ def test_store_fault_halts_entries_keeps_stops_and_recovers(make: Callable[..., 
     d.quote(Quote(clock(), "A", 101.0, 101.1, 101.0))
     assert wait_for(lambda: stop_of(d, "A").triggered)
     d.store._conn.execute("PRAGMA query_only = OFF")
-    kinds = wait_for(lambda: [r.kind for r in d.store.journal(kind="stop", limit=100)])
-    assert kinds == ["stop", "stop"]  # journaled once the store is back
+
+    def stop_rows() -> list[str]:
+        return [r.kind for r in d.store.journal(kind="stop", limit=100)]
+
+    wait_for(lambda: len(stop_rows()) >= 2)
+    assert stop_rows() == ["stop", "stop"]  # journaled once the store is back
     breaker_rows = d.store.journal(kind="breaker", limit=10)
     assert breaker_rows[0].payload["cause"]["reason"] == "store_unavailable"
 

@@ -16,7 +16,7 @@ import pytest
 
 from actors.breaker_actor import BreakerActor, BreakerView
 from actors.circuit_breaker import BreakerParams
-from actors.limits import GateParams, LimitParams
+from actors.gate.params import GateParams, LimitParams
 from actors.messages import (
     AccountUpdate,
     Admin,
@@ -286,11 +286,15 @@ def test_breaker_trips_publishes_cause_and_schedules_its_own_timer(
 def _gate(
     ref: pykka.ActorRef[Any], t: float, *, risk_reducing: bool = False, denied: bool = False
 ) -> CheckAnswer:
-    from actors.messages import GateRequest, LimitVerdict, Reason
+    from actors.gate.assessment import Admit, Assessment
+    from actors.messages import Leg, Reason, SecType
 
     reasons = (Reason(ReasonCode.MAX_PORTFOLIO_DELTA, 600.0, 500.0),) if denied else ()
+    legs = (Leg("AAPL", SecType.STK, 1.0, 1.0),)
     future: pykka.Future[CheckAnswer] = pykka.ThreadingFuture()
-    ref.tell(GateRequest(LimitVerdict(t, "c", reasons, risk_reducing), future))
+    ref.tell(
+        Admit(Assessment(t, "c", legs, None, reasons, risk_reducing=risk_reducing), None, future)
+    )
     return future.get(timeout=5)
 
 

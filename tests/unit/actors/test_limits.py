@@ -46,19 +46,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.book import Book
-from actors.limits import GateParams, LimitParams, conclude, evaluate, needs_for
+from actors.circuit_breaker import BreakerParams, CircuitBreaker
+from actors.gate.admission import Admission
+from actors.gate.assessment import Assessment, Assessor
+from actors.gate.params import GateParams, LimitParams
+from actors.gate.stale import stale_reason
+from actors.market_book import MarketBook
 from actors.messages import (
     BreakerState,
+    CheckAnswer,
     CheckRequest,
     Contract,
     Greeks,
     Leg,
-    LimitVerdict,
     Reason,
     ReasonCode,
     Right,
     SecType,
 )
+from actors.money import Money
 
 R = ReasonCode
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -110,11 +116,39 @@ def gp(limits: dict[ReasonCode, float], groups=None, max_age: float = 60.0) -> G
     )
 
 
-def run(book: Book, params: GateParams, *legs: Leg, t: float = T0) -> LimitVerdict:
-    return evaluate(book, CheckRequest(t, "chk", tuple(legs)), params)
+class Verdict:
+    """The book half of a check, as these tests read it: its reasons and risk-reducing."""
+
+    def __init__(self, a: Assessment) -> None:
+        self.assessment = a
+        self.risk_reducing = a.risk_reducing
+        if a.invalid is not None:
+            self.reasons: tuple[Reason, ...] = (Reason(R.INVALID_ORDER),)
+        else:
+            stale = stale_reason(a.stale)
+            self.reasons = (*a.limit_reasons, *(() if stale is None else (stale,)))
 
 
-def rs(v: LimitVerdict) -> list[tuple[ReasonCode, float | None, float | None]]:
+def run(book: Book, params: GateParams, *legs: Leg, t: float = T0) -> Verdict:
+    assessor = Assessor(params, book, MarketBook(), Money(params.loss))
+    return Verdict(assessor.assess(CheckRequest(t, "chk", tuple(legs))))
+
+
+def conclude(v: Verdict, state: BreakerState) -> CheckAnswer:
+    """The admission's answer on this verdict with the breaker in ``state``."""
+    cb = CircuitBreaker(BreakerParams())
+    if state is BreakerState.OPEN:
+        cb.force_open(T0)
+    elif state is BreakerState.HALF_OPEN:
+        cb.force_open(T0 - 1000)
+        cb.forced = False
+        cb.due = T0 - 1
+        cb.advance(T0)  # HALF_OPEN, with every permit already taken
+        cb.permits_used = cb.params.half_open_max_tries
+    return Admission(GateParams()).decide(v.assessment, None, cb)[0]
+
+
+def rs(v: Verdict) -> list[tuple[ReasonCode, float | None, float | None]]:
     return [(r.code, r.value, r.limit) for r in v.reasons]
 
 
@@ -133,7 +167,7 @@ def hold_opt(
         book.mark(id, t, 1.0, 1.1, 1.05, greeks)
 
 
-STALE = [(R.STALE_DATA, None, None)]
+STALE = [(R.STALE_DATA, None, 60.0)]
 INVALID = [(R.INVALID_ORDER, None, None)]
 
 
@@ -171,10 +205,10 @@ def test_over_limit_reduce_allowed_increase_denied(make_book: MakeBook) -> None:
     hold_stock(b, "s", "AAPL", 600, last=10.0)
     v = run(b, p, sleg("AAPL", -1, 10.0))  # 599 > 500 but it decreases: allowed
     assert rs(v) == [] and v.risk_reducing
-    assert conclude(v, None, BreakerState.CLOSED).allowed
+    assert conclude(v, BreakerState.CLOSED).allowed
     v = run(b, p, sleg("AAPL", 1, 10.0))  # 601
     assert rs(v) == [(R.MAX_PORTFOLIO_DELTA, 601.0, 500.0)]
-    assert not conclude(v, None, BreakerState.CLOSED).allowed
+    assert not conclude(v, BreakerState.CLOSED).allowed
 
 
 def test_option_delta_uses_multiplier(make_book: MakeBook) -> None:
@@ -458,7 +492,7 @@ def test_every_violation_listed_in_table_order(make_book: MakeBook) -> None:
         (R.MAX_CORRELATED_PCT, 7.8125, 1.0),
         (R.MAX_STRESS_LOSS, 1500.0, 1.0),
     ]
-    a = conclude(v, R.BREAKER_OPEN, BreakerState.OPEN)
+    a = conclude(v, BreakerState.OPEN)
     assert not a.allowed
     assert a.reasons[-1] == Reason(R.BREAKER_OPEN, None, None)
     assert [r.code for r in a.reasons[:-1]] == [r.code for r in v.reasons]
@@ -469,13 +503,13 @@ def test_conclude_orders_stale_before_breaker(make_book: MakeBook) -> None:
     b = make_book(p)  # no NLV: stale
     v = run(b, p, sleg("AAPL", 1, 10.0))
     assert rs(v) == STALE
-    a = conclude(v, R.BREAKER_HALF_OPEN_BUSY, BreakerState.HALF_OPEN)
+    a = conclude(v, BreakerState.HALF_OPEN)
     assert [(r.code, r.value, r.limit) for r in a.reasons] == [
-        (R.STALE_DATA, None, None),
+        (R.STALE_DATA, None, 60.0),
         (R.BREAKER_HALF_OPEN_BUSY, None, None),
     ]
     assert not a.allowed
-    ok = conclude(LimitVerdict(T0, "x", (), False), None, BreakerState.CLOSED)
+    ok = conclude(Verdict(Assessment(T0, "x", (sleg("AAPL", 1, 1.0),))), BreakerState.CLOSED)
     assert ok.allowed and ok.reasons == ()
 
 
@@ -521,7 +555,7 @@ def test_missing_option_greeks_with_a_greek_limit(make_book: MakeBook) -> None:
     # even for an order that would reduce the delta
     assert rs(run(b, p, sleg("AAPL", 1, 10.0))) == STALE
     v = run(b, p, sleg("AAPL", -5000, 10.0))
-    assert rs(v) == STALE and not conclude(v, None, BreakerState.CLOSED).allowed
+    assert rs(v) == STALE and not conclude(v, BreakerState.CLOSED).allowed
     # once the Greeks arrive the limits are judged
     b.mark("o", T0, 1.0, 1.1, 1.05, full(0.5))
     assert rs(run(b, p, sleg("AAPL", 1, 10.0))) == [(R.MAX_PORTFOLIO_DELTA, 10_051.0, 100.0)]
@@ -540,10 +574,12 @@ def test_greeks_exactly_max_age_are_fresh(make_book: MakeBook) -> None:
     b = make_book(p)
     hold_opt(b, "o", opt("AAPL", 100.0), 1, full(0.5), t=T0)
     assert rs(run(b, p, sleg("AAPL", 1, 10.0), t=T0 + 60.0)) == []  # age 60: fresh
-    assert rs(run(b, p, sleg("AAPL", 1, 10.0), t=T0 + 60.5)) == STALE
+    # stale_data carries the largest age and the age limit that failed (DESIGN §4)
+    old = [(R.STALE_DATA, 60.5, 60.0)]
+    assert rs(run(b, p, sleg("AAPL", 1, 10.0), t=T0 + 60.5)) == old
     # a quote without Greeks does not refresh their age
     b.mark("o", T0 + 30.0, 1.0, 1.1, 1.05, None)
-    assert rs(run(b, p, sleg("AAPL", 1, 10.0), t=T0 + 60.5)) == STALE
+    assert rs(run(b, p, sleg("AAPL", 1, 10.0), t=T0 + 60.5)) == old
     # a quote with Greeks does: age 30.5
     b.mark("o", T0 + 30.0, 1.0, 1.1, 1.05, full(0.5))
     assert rs(run(b, p, sleg("AAPL", 1, 10.0), t=T0 + 60.5)) == []
@@ -556,7 +592,8 @@ def test_configured_max_age(make_book: MakeBook) -> None:
     hold_opt(b, "p", opt("AAPL", 90.0, PUT), 1, full(-0.25), t=T0 + 10.0)
     # the oldest Greeks (T0) decide: 5 s at T0+5, 5.5 s at T0+5.5
     assert rs(run(b, p, oleg("AAPL", 1, 100.0, greeks=full(0.5)), t=T0 + 5.0)) == []
-    assert rs(run(b, p, oleg("AAPL", 1, 100.0, greeks=full(0.5)), t=T0 + 5.5)) == STALE
+    late = rs(run(b, p, oleg("AAPL", 1, 100.0, greeks=full(0.5)), t=T0 + 5.5))
+    assert late == [(R.STALE_DATA, 5.5, 5.0)]
 
 
 def test_nlv_needed_for_percent_limits_only(make_book: MakeBook) -> None:
@@ -667,7 +704,7 @@ def test_invalid_orders(make_book: MakeBook, legs: tuple[Leg, ...]) -> None:
     b = make_book(p)
     v = run(b, p, *legs)
     assert rs(v) == INVALID
-    assert not conclude(v, None, BreakerState.CLOSED).allowed
+    assert not conclude(v, BreakerState.CLOSED).allowed
 
 
 # --------------------------------------------------- Greeks for legs
@@ -814,7 +851,8 @@ def _close(a: float, b: float) -> bool:
 @given(ops=st.lists(book_op, max_size=50))
 def test_incremental_aggregates_equal_recompute(ops: list) -> None:
     # every limit configured, so the book tracks everything it can
-    b = Book(needs_for(gp({code: 1.0 for code in R if code.is_limit}, groups=GROUPS)), GROUPS)
+    every = gp({code: 1.0 for code in R if code.is_limit}, groups=GROUPS)
+    b = Book(Assessor.needs_of(every), GROUPS)
     shadow: dict[str, dict] = {}
     for op, id, arg in ops:
         if op == "upsert":
@@ -851,7 +889,7 @@ def test_incremental_aggregates_equal_recompute(ops: list) -> None:
                     for k in ("delta", "gamma", "vega", "theta")
                 }
                 pos = {k: None if x is None else x * q * c.multiplier for k, x in per.items()}
-                und = g.und_price if g is not None and _fin(g.und_price) else None
+                und = g.und_price if g is not None and _pos(g.und_price) else None
                 pos["dollar_delta"] = (
                     None if pos["delta"] is None or und is None else pos["delta"] * und
                 )
@@ -1023,7 +1061,7 @@ nonzero_qty = st.integers(-300, 300).filter(bool).map(float)
 )
 def test_gate_agrees_with_design_model(limits: dict, held: dict, legs: list) -> None:
     p = gp(limits, groups=MODEL_GROUPS)
-    b = Book(needs_for(p), MODEL_GROUPS)
+    b = Book(Assessor.needs_of(p), MODEL_GROUPS)
     b.set_nlv(MODEL_NLV)
     for name, q in held.items():
         c, g, price = CATALOG[name]

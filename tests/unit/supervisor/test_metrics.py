@@ -66,6 +66,24 @@ CONTRACT: dict[str, tuple[str, str]] = {
     "ib_disconnects_total": ("counter", "count"),
     "positions": ("gauge", "count"),
     "build_info": ("gauge", "info"),
+    # this round: money, order controls, margin, kill switch, strategies, recording
+    "daily_pnl": ("gauge", "$"),
+    "net_liquidation_estimate": ("gauge", "$"),
+    "net_liquidation_high_water": ("gauge", "$"),
+    "net_liquidation_reported": ("gauge", "$"),
+    "pnl_age_seconds": ("gauge", "seconds"),
+    "loss_latched": ("gauge", "1 while"),
+    "portfolio_beta_weighted_delta": ("gauge", "index shares"),
+    "limit_value": ("gauge", "unit"),
+    "kills_total": ("counter", "count"),
+    "heartbeat_age_seconds": ("gauge", "seconds"),
+    "heartbeat_lost_total": ("counter", "count"),
+    "whatif_duration_seconds": ("histogram", "seconds"),
+    "whatif_failures_total": ("counter", "count"),
+    "recording_lines_total": ("counter", "count"),
+    "recording_dropped_total": ("counter", "count"),
+    "strategies": ("gauge", "count"),
+    "check_stage_duration_seconds": ("histogram", "seconds"),
 }
 
 LIMITS = (
@@ -151,7 +169,12 @@ def label_values(m: Metrics, sample_name: str, label: str) -> set[str]:
 
 
 def strip_created(exposition: bytes) -> list[str]:
-    return [line for line in exposition.decode().splitlines() if "_created" not in line]
+    """The exposition without what changes by itself between scrapes (creation times, ages)."""
+    return [
+        line
+        for line in exposition.decode().splitlines()
+        if "_created" not in line and "_age_seconds" not in line
+    ]
 
 
 def value(m: Metrics, name: str, **labels: str) -> float | None:

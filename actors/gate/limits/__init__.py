@@ -1,0 +1,1 @@
+"""Portfolio limits: one class per limit family, listed once in :mod:`.registry`."""

@@ -1,0 +1,48 @@
+"""How actors address each other: a recipient, and a handle that survives restarts.
+
+An actor keeps references to the actors it tells (its portfolio, its
+breaker, its subscriber). Typed as :class:`Recipient` — anything with
+``tell`` — so a plain ``ActorRef``, a :class:`Handle` or a test probe fit.
+
+pykka drops a dead actor's queued mail and its ``ActorRef`` stays dead, so a
+restart is only as good as the re-wiring around it. Every long-lived actor is
+reached through a :class:`Handle` that always points at the current
+incarnation; the supervisor swaps the reference and nobody else notices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Protocol
+
+import pykka
+
+
+class Recipient(Protocol):
+    def tell(self, message: Any) -> None: ...
+
+
+class Handle:
+    """Tell/ask the current incarnation of an actor; swapped on restart."""
+
+    __slots__ = ("kind", "name", "ref")
+
+    def __init__(self, kind: str, name: str, ref: pykka.ActorRef[Any] | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        self.ref: pykka.ActorRef[Any] = ref  # type: ignore[assignment]  # set before use
+
+    def tell(self, message: Any) -> None:
+        # dead and being restarted: the successor resyncs its state
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.ref.tell(message)
+
+    def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        return self.ref.ask(message, timeout=timeout)
+
+    def is_alive(self) -> bool:
+        return bool(self.ref.is_alive())
+
+    def stop(self) -> None:
+        if self.ref.is_alive():
+            self.ref.stop()

@@ -1,0 +1,97 @@
+"""The newest usable quote of every contract the gate has seen, held or not.
+
+Two readers: the price collar (DESIGN §4.2: the newest quote of the leg's
+contract whose bid and ask are finite, > 0 and not crossed, from a held
+position's accepted quotes or a ``market`` line) and the index price of the
+beta-weighted delta (§4.1: a ``market`` line of the index stock, last else
+mid). O(1) per quote; nothing here walks the book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors.book import contract_key, positive
+from actors.messages import Contract
+
+
+@dataclass(frozen=True, slots=True)
+class TwoSided:
+    """A quote usable by the collar, and when it arrived (event time)."""
+
+    t: float
+    bid: float
+    ask: float
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2
+
+
+def two_sided(t: float, bid: float | None, ask: float | None) -> TwoSided | None:
+    if positive(bid) and positive(ask):
+        assert bid is not None and ask is not None
+        if bid <= ask:
+            return TwoSided(t, bid, ask)
+    return None
+
+
+class MarketBook:
+    def __init__(self) -> None:
+        self._market: dict[tuple[object, ...], TwoSided] = {}
+        # Quotes of open positions, per contract and position: a closed
+        # position's quotes stop counting (DESIGN: "quotes of open positions").
+        self._held: dict[tuple[object, ...], dict[str, TwoSided]] = {}
+        self._key_of: dict[str, tuple[object, ...]] = {}
+        self._stock_price: dict[str, tuple[float, float]] = {}  # symbol -> (t, price)
+
+    def position_quote(
+        self, t: float, position_id: str, contract: Contract, bid: float | None, ask: float | None
+    ) -> None:
+        """An accepted quote of an open position."""
+        quote = two_sided(t, bid, ask)
+        if quote is None:
+            return
+        key = contract_key(contract)
+        old = self._key_of.get(position_id)
+        if old is not None and old != key:
+            self.position_closed(position_id)
+        self._key_of[position_id] = key
+        self._held.setdefault(key, {})[position_id] = quote
+
+    def position_closed(self, position_id: str) -> None:
+        key = self._key_of.pop(position_id, None)
+        if key is None:
+            return
+        quotes = self._held.get(key)
+        if quotes is not None:
+            quotes.pop(position_id, None)
+            if not quotes:
+                del self._held[key]
+
+    def market_quote(
+        self, t: float, contract: Contract, bid: float | None, ask: float | None, last: float | None
+    ) -> None:
+        """A ``market`` line: the collar's quote and, for a stock, its price."""
+        quote = two_sided(t, bid, ask)
+        if quote is not None:
+            self._market[contract_key(contract)] = quote
+        if not contract.is_option:
+            if positive(last):
+                assert last is not None
+                self._stock_price[contract.symbol] = (t, last)
+            elif quote is not None:
+                self._stock_price[contract.symbol] = (t, quote.mid)
+
+    def collar_quote(self, contract: Contract) -> TwoSided | None:
+        """The newest usable quote of ``contract`` (ties: a market line, then position order)."""
+        key = contract_key(contract)
+        best = self._market.get(key)
+        for q in self._held.get(key, {}).values():
+            if best is None or q.t > best.t:
+                best = q
+        return best
+
+    def market_stock_price(self, symbol: str) -> tuple[float, float] | None:
+        """(t, price) of the newest ``market`` line of a stock: last, else mid."""
+        return self._stock_price.get(symbol)
