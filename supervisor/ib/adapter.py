@@ -10,7 +10,13 @@ It composes the parts, each in its own module with its own threading rule:
 * :mod:`supervisor.ib.exit_orders` — closing orders, claim → place → record →
   reconcile, never two for one key; :mod:`supervisor.ib.ib_orders` — their
   IB side (single orders, BAG combos, open orders, executions);
-* :mod:`supervisor.ib.kill` — a kill's global cancel and its confirmation.
+* :mod:`supervisor.ib.kill` — a kill's global cancel and its confirmation;
+* :mod:`supervisor.ib.what_if` — IB's what-if of a proposed order;
+* :mod:`supervisor.ib.journal` — the one journal callable (the core's writer).
+
+It is the daemon's :class:`~supervisor.core.ports.BrokerPort` (set as
+``daemon.broker`` at start): closing orders, a kill's cancel, what-ifs and
+quotes of contracts no position holds go through it.
 
 A session is set up in a fixed order, before any market data is asked for:
 positions, every open order of the account, the executions IB has, the
@@ -23,13 +29,15 @@ paced. Each set-up step has a timeout of its own (``sync_timeout_s``), not the
 connect timeout, and a step that times out fails the connect saying which.
 
 Threading: every public method may be called from any thread; they hop onto
-the session's loop with ``call_soon_threadsafe``. Everything else, ib_async's
-events included, runs on that loop thread.
+the session's loop (``call_soon_threadsafe``; the blocking ones — what-if,
+ensure_quote, cancel_all — wait for their answer, each within its timeout).
+Everything else, ib_async's events included, runs on that loop thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import random
 import threading
@@ -43,14 +51,16 @@ from actors.messages import (
     BreakerTransition,
     Contract,
     FailureKind,
-    SecType,
+    Leg,
     StopAction,
     StopEvent,
     StopSnapshot,
+    WhatIf,
 )
 from actors.trailing_stop import StopParams
 from supervisor.config import Config, IbConfig
-from supervisor.core.ports import ClosingOrder
+from supervisor.core.closing_orders import exit_for_trigger
+from supervisor.core.ports import BrokerPort, CancelResult, ClosingOrder
 from supervisor.ib.errors import ERROR_CLASSES, classify
 from supervisor.ib.exit_orders import (
     EXIT_REF_PREFIX,
@@ -64,9 +74,10 @@ from supervisor.ib.exit_orders import (
 )
 from supervisor.ib.feed import Feed, FeedInputs, contract_of, ib_price
 from supervisor.ib.ib_orders import IbOrderPort
-from supervisor.ib.journal import Journal, StoreJournal
-from supervisor.ib.kill import CancelAll, KillReport
+from supervisor.ib.journal import Journal, RowWriter, WriterJournal
+from supervisor.ib.kill import CancelAll, CancelOutcome, KillReport
 from supervisor.ib.session import ConnectionMetrics, Session, backoff_delay
+from supervisor.ib.what_if import WhatIfs
 from supervisor.store.sqlite_store import Store, StoreUnavailable
 
 __all__ = [
@@ -93,6 +104,8 @@ _DATA_FEED_DEDUPE_S: Final = 1.0
 _RETRY_S: Final = 1.0
 #: The shortest set-up step timeout: a set-up is never cut off by a connect timeout.
 _MIN_SYNC_TIMEOUT_S: Final = 30.0
+#: IB errors refusing a market-data request (line limit, unknown contract, permissions).
+_MARKET_REFUSALS: Final = frozenset({101, 200, 354, 10089, 10090, 10091, 10168, 10186, 10197})
 
 
 class SyncFailed(ConnectionError):
@@ -104,6 +117,11 @@ class AdapterHost(FeedInputs, Protocol):
 
     on_trigger: Callable[[StopEvent], None] | None
     on_transition: Callable[[BreakerTransition], None] | None
+    broker: BrokerPort | None
+    ib_status: Callable[[], str] | None
+
+    @property
+    def writer(self) -> RowWriter: ...
 
     @property
     def config(self) -> Config: ...
@@ -122,9 +140,9 @@ class AdapterHost(FeedInputs, Protocol):
 class IbAdapter:
     """Keeps one ib_async connection alive, feeds the daemon from it, sends its orders.
 
-    ``daemon`` provides the inputs, the config, the metrics and (unless given)
-    the store behind ``claims`` and the journal. ``journal`` is the one
-    journal writer of the adapter (default: rows straight into the store);
+    ``daemon`` provides the inputs, the config, the metrics, its journal
+    writer and (unless given) the store behind ``claims``. ``journal`` is the
+    one journal callable of the adapter (default: the daemon's writer);
     ``on_kill_step(kill_id, step, detail)`` is told of each step of a kill's
     cancel (default: a ``kill`` journal row); ``on_closing`` of each
     journaled step of a closing order; ``triggered_stops`` lists the durable
@@ -157,7 +175,7 @@ class IbAdapter:
         cfg = self.config
         store = daemon.store
         self.journal: Journal = (
-            journal if journal is not None else StoreJournal(store, daemon.clock)
+            journal if journal is not None else WriterJournal(daemon.writer, daemon.clock)
         )
         self.claims: ClaimStore | None = claims if claims is not None else store
         self.on_kill_step: KillReport = on_kill_step if on_kill_step is not None else self._kill_row
@@ -199,6 +217,8 @@ class IbAdapter:
             first_wait_s=kill_first_wait_s,
             list_timeout_s=self.sync_timeout_s,
         )
+        self.what_ifs = WhatIfs(cfg.account, self._con_id)
+        self._ready_evt: asyncio.Event | None = None  # on the loop: set while ready
         self._feed_errors: dict[int, float] = {}
         self._early: list[ClosingOrder] = []  # closing orders before start(): sent at start
         self._early_lock = threading.Lock()
@@ -231,11 +251,14 @@ class IbAdapter:
             if self.config.cancel_on_open:
                 self.daemon.on_transition = self.on_transition
                 self._hooked_transition = True
+            self.daemon.broker = self
+            self.daemon.ib_status = self.status
             self.session.start()
             self.session.call_soon(self._begin)
             self._started = True
 
     def _begin(self) -> None:
+        self._ready_evt = asyncio.Event()
         self.session.spawn(self._retry_loop())
         with self._early_lock:
             early, self._early = self._early, []
@@ -248,6 +271,10 @@ class IbAdapter:
             self.daemon.on_trigger = None
         if self._hooked_transition and self.daemon.on_transition == self.on_transition:
             self.daemon.on_transition = None
+        if self.daemon.broker is self:
+            self.daemon.broker = None
+        if self.daemon.ib_status == self.status:
+            self.daemon.ib_status = None
         self.session.stop()
 
     # ---------------------------------------------------------------- status
@@ -264,7 +291,7 @@ class IbAdapter:
 
     async def session_up(self, ib: IB, session: int) -> None:
         """Set up a fresh session; raises :class:`SyncFailed` naming a step that timed out."""
-        self._ready = False
+        self._set_ready(False)
         if self._attached is not ib:
             self._attached = ib
             self.feed.attach(ib)
@@ -275,10 +302,11 @@ class IbAdapter:
         if not self.config.readonly:
             await self._step("open orders", self.orders.list_open_orders(self.sync_timeout_s))
         await self._step("executions", ib.reqExecutionsAsync())
-        await self._account_updates(ib)
+        account = await self._account_updates(ib)
         self.feed.reconcile(positions)
         self.feed.account_values()
-        self._ready = True
+        self.feed.subscribe_pnl(account)
+        self._set_ready(True)
         if not self.config.readonly:
             self.exits.follow(s.trigger_id for s in self._stops() if s.trigger_id)
             self.exits.on_ready()
@@ -288,7 +316,15 @@ class IbAdapter:
         self.feed.go_live()
         kills, self._pending_kills = self._pending_kills, []
         for kill_id in kills:
-            self.session.spawn(self._cancel_all(kill_id))
+            self.session.spawn(self._resume_cancel(kill_id))
+
+    def _set_ready(self, ready: bool) -> None:
+        self._ready = ready
+        if self._ready_evt is not None:
+            if ready:
+                self._ready_evt.set()
+            else:
+                self._ready_evt.clear()
 
     async def _step(self, name: str, awaitable: Coroutine[Any, Any, Any] | Any) -> Any:
         try:
@@ -298,31 +334,42 @@ class IbAdapter:
                 f"session set-up: {name} not answered within {self.sync_timeout_s:g}s"
             ) from None
 
-    async def _account_updates(self, ib: IB) -> None:
-        """Subscribe to the account's values (NLV); a slow answer is logged, not fatal."""
+    async def _account_updates(self, ib: IB) -> str:
+        """Subscribe to the account's values (NLV); a slow answer is logged, not fatal.
+
+        The account: ``[ib] account``, else the only one IB manages ("" when
+        there are several and none is configured).
+        """
         account = self.config.account
         if not account:
             accounts = ib.client.getAccounts()
             account = accounts[0] if len(accounts) == 1 else ""
         if not account:
-            log.warning("several IB accounts and no [ib] account: no account values (NLV)")
-            return
+            log.warning("several IB accounts and no [ib] account: no account values, no P&L")
+            return ""
         try:
             await asyncio.wait_for(ib.reqAccountUpdatesAsync(account), self.sync_timeout_s)
         except TimeoutError:
             log.warning(
                 "account values of %s not complete within %gs", account, self.sync_timeout_s
             )
+        return account
 
     def session_lost(self) -> None:
-        self._ready = False
+        self._set_ready(False)
         self.feed.end()
 
     def data_lost(self) -> None:
         self.feed.resubscribe()
         self.session.spawn(self.feed.refresh_positions())
 
-    def error(self, req_id: int, code: int, message: str) -> None:
+    def error(self, req_id: int, code: int, message: str, contract: object) -> None:
+        if self.what_ifs.owns(req_id):  # a what-if's answer, not an order rejection
+            log.warning("IB error %d on a what-if (req %d): %s", code, req_id, message)
+            self.what_ifs.on_error(req_id, code, message)
+            return
+        if code in _MARKET_REFUSALS and self.feed.market_refused(contract, message):
+            log.warning("IB refused a market-data line (%d): %s", code, message)
         kind = classify(code, message)
         if kind is None:
             log.info("IB notice %d (req %d): %s", code, req_id, message)
@@ -351,8 +398,10 @@ class IbAdapter:
         if event.trigger_id is None:
             log.error("TRIGGER of %s has no trigger id: no exit order", event.id)
             return
-        contract = event.contract if event.contract is not None else Contract("", SecType.STK)
-        order = stop_exit(event.trigger_id, event.id, contract, event.qty, event.ref_price)
+        order = exit_for_trigger(event)
+        if order is None:
+            log.warning("TRIGGER of %s (%s): nothing to close", event.id, event.trigger_id)
+            return
         self.place_closing(order)
 
     def place_closing(self, order: ClosingOrder) -> None:
@@ -499,31 +548,74 @@ class IbAdapter:
 
     # ----------------------------------------------------------------- kill
 
-    def cancel_all(self, kill_id: str) -> None:
+    def cancel_all(self, kill_id: str, timeout_s: float) -> CancelResult:
         """Global cancel, then confirm from IB's open orders that none is left (retried).
 
-        Asynchronous, any thread. Without a connection the cancel waits for
-        the next session; every step goes to ``on_kill_step``.
+        Blocks the calling thread (the kill switch's worker, never an actor)
+        for at most ``timeout_s``. Without a connection the cancel is carried
+        out when IB is back; past the timeout it goes on in the background.
+        Every step goes to ``on_kill_step``.
         """
-        self._kill_step(kill_id, "cancel_requested", {})
         if self.config.readonly:
-            self._kill_step(kill_id, "error", {"detail": "a read-only IB session cannot cancel"})
-            return
-        if not self._started or not self.session.call_soon(self._spawn_cancel, kill_id):
-            self._kill_step(kill_id, "error", {"detail": "the IB adapter is not running"})
+            return CancelResult(False, 0, "a read-only IB session cannot cancel orders")
+        fut = self.session.run_coroutine(self._cancel_all(kill_id, timeout_s))
+        if fut is None:
+            return CancelResult(False, 0, "the IB adapter is not running")
+        try:
+            return fut.result(timeout_s + 0.5)
+        except concurrent.futures.TimeoutError:
+            return CancelResult(False, 0, f"not confirmed within {timeout_s:g}s")
 
-    def _spawn_cancel(self, kill_id: str) -> None:
-        self.session.spawn(self._cancel_all(kill_id))
-
-    async def _cancel_all(self, kill_id: str) -> None:
+    async def _cancel_all(self, kill_id: str, timeout_s: float) -> CancelResult:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         if not self.orders.ready():
             self._kill_step(kill_id, "waiting_for_connection", {})
-            if kill_id not in self._pending_kills:
-                self._pending_kills.append(kill_id)
-            return
-        outcome = await self.cancels.run(kill_id)
-        if outcome == "interrupted" and kill_id not in self._pending_kills:
+            if not await self._wait_ready(deadline - loop.time()):
+                if kill_id not in self._pending_kills:
+                    self._pending_kills.append(kill_id)
+                return CancelResult(
+                    False, 0, "IB is not connected: the global cancel goes when IB is back"
+                )
+        task = asyncio.ensure_future(self.cancels.run(kill_id))
+        done, _ = await asyncio.wait({task}, timeout=max(deadline - loop.time(), 0.0))
+        if not done:  # it goes on, and keeps reporting its steps
+            self.session.spawn(self._finish_cancel(kill_id, task))
+            return CancelResult(False, 0, f"not confirmed within {timeout_s:g}s (still trying)")
+        return self._cancel_result(kill_id, task.result())
+
+    async def _finish_cancel(self, kill_id: str, task: asyncio.Future[CancelOutcome]) -> None:
+        self._cancel_result(kill_id, await task)
+
+    async def _resume_cancel(self, kill_id: str) -> None:
+        """A kill's cancel that waited for IB (or was cut by a lost session)."""
+        self._cancel_result(kill_id, await self.cancels.run(kill_id))
+
+    def _cancel_result(self, kill_id: str, outcome: CancelOutcome) -> CancelResult:
+        if outcome.outcome == "interrupted" and kill_id not in self._pending_kills:
             self._pending_kills.append(kill_id)
+        if outcome.outcome == "confirmed":
+            return CancelResult(True, 0, f"no open order left after {outcome.attempts} attempt(s)")
+        if outcome.outcome == "interrupted":
+            return CancelResult(
+                False,
+                len(outcome.left),
+                "IB was lost mid-way: the cancel goes again when it is back",
+            )
+        ids = ", ".join(f"{o.order_id}/{o.client_id}" for o in outcome.left)
+        return CancelResult(
+            False, len(outcome.left), f"still open after {outcome.attempts} attempts: {ids}"
+        )
+
+    async def _wait_ready(self, timeout_s: float) -> bool:
+        evt = self._ready_evt
+        if evt is None or timeout_s <= 0:
+            return self.orders.ready()
+        try:
+            await asyncio.wait_for(evt.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return self.orders.ready()
 
     def _kill_step(self, kill_id: str, step: str, detail: Mapping[str, Any]) -> None:
         try:
@@ -533,6 +625,44 @@ class IbAdapter:
 
     def _kill_row(self, kill_id: str, step: str, detail: Mapping[str, Any]) -> None:
         self.journal("kill", {"kill_id": kill_id, "step": step, **detail}, None)
+
+    # ------------------------------------------------------- what-if, quotes
+
+    def whatif(self, legs: Sequence[Leg], timeout_s: float) -> WhatIf:
+        """IB's what-if for the whole order (one combo for several legs), within ``timeout_s``."""
+        fut = self.session.run_coroutine(self._whatif(tuple(legs), timeout_s))
+        if fut is None:
+            return WhatIf(error="the IB adapter is not running")
+        try:
+            return fut.result(timeout_s + 0.5)
+        except concurrent.futures.TimeoutError:
+            return WhatIf(error=f"no what-if answer within {timeout_s:g}s")
+
+    async def _whatif(self, legs: tuple[Leg, ...], timeout_s: float) -> WhatIf:
+        ib = self.orders.ib
+        if ib is None or not self.orders.ready():
+            return WhatIf(error="IB is not connected")
+        try:
+            return await asyncio.wait_for(self.what_ifs.ask(ib, legs, timeout_s), timeout_s)
+        except TimeoutError:
+            return WhatIf(error=f"no what-if answer within {timeout_s:g}s")
+
+    async def _con_id(self, contract: Contract) -> int | None:
+        return await self.orders.con_id(contract, self.sync_timeout_s)
+
+    def ensure_quote(self, contract: Contract, wait_s: float) -> bool:
+        """A first quote of ``contract`` within ``wait_s`` (subscribing if nothing quotes it).
+
+        Quotes of a contract no position holds go to the daemon's
+        ``market_quote``. False when none came in time, or IB refused the line.
+        """
+        fut = self.session.run_coroutine(self.feed.ensure_quote(contract, wait_s))
+        if fut is None:
+            return False
+        try:
+            return fut.result(wait_s + 0.5)
+        except concurrent.futures.TimeoutError:
+            return False
 
     # --------------------------------------------------------------- breaker
 

@@ -18,7 +18,12 @@
   ``high``/``low``, the fields a mailbox uses when it folds quotes together.
   An event that ends in a state the stop would ignore (a crossed book) is sent
   as two quotes: its last valid state carrying the peaks, then its end.
-* ``NetLiquidation`` (account updates / account summary) → ``account``.
+* ``NetLiquidation`` (account updates / account summary) → ``account``;
+  the account's daily P&L (``reqPnL``) → ``pnl``, IB's unset values as None.
+* a contract no position holds (the collar's quote of a check's leg) gets a
+  market-data line of its own on request (:meth:`Feed.ensure_quote`), its
+  quotes → ``market_quote``; at most ``MARKET_LINES`` such lines, the least
+  recently asked for cancelled first, to spare IB's line limit.
 
 Subscriptions are paced (``subscribe_rate`` messages a second, below
 ib_async's 45 requests a second) so that a book of hundreds of positions never
@@ -40,10 +45,19 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from ib_async import IB, AccountValue, OptionComputation, Position, TickData, Ticker
+from ib_async import IB, AccountValue, OptionComputation, PnL, Position, TickData, Ticker
 from ib_async import Contract as IbContract
 
-from actors.messages import Contract, Greeks, PositionUpdate, Quote, Right, SecType
+from actors.messages import (
+    Contract,
+    Greeks,
+    MarketQuote,
+    PnlUpdate,
+    PositionUpdate,
+    Quote,
+    Right,
+    SecType,
+)
 from actors.trailing_stop import StopParams, reference_price
 from supervisor.ib.session import describe
 
@@ -94,6 +108,16 @@ def _greek(value: float | None, unset: float) -> float | None:
         return None
     v = float(value)
     if v == unset or v >= UNSET_DOUBLE:
+        return None
+    return v
+
+
+def _pnl_value(value: float | None) -> float | None:
+    """A P&L amount: None for IB's unset values (DBL_MAX, NaN), never a number."""
+    if value is None:
+        return None
+    v = float(value)
+    if not math.isfinite(v) or abs(v) >= UNSET_DOUBLE:
         return None
     return v
 
@@ -256,10 +280,28 @@ class FeedInputs(Protocol):
 
     def account(self, net_liquidation: float) -> None: ...
 
+    def market_quote(self, q: MarketQuote) -> None: ...
+
+    def pnl(self, update: PnlUpdate) -> None: ...
+
     def position_ids(self) -> Collection[str]: ...
 
 
 _Prices = tuple[float | None, float | None, float | None]
+
+#: Market-data lines kept for contracts no position holds (the collar's quotes);
+#: the least recently asked for is cancelled beyond this, to spare IB's line limit.
+MARKET_LINES: Final = 20
+
+
+@dataclass(slots=True)
+class _MarketLine:
+    """A subscription to a contract no position holds: its quotes go to ``market_quote``."""
+
+    contract: Contract
+    ticker: Ticker
+    quoted: asyncio.Event
+    refused: str = ""
 
 
 class Feed:
@@ -300,6 +342,10 @@ class Feed:
         self._pacer: asyncio.Task[None] | None = None
         self._skipped: set[str] = set()
         self._quoted: dict[str, asyncio.Event] = {}
+        self._market: dict[Contract, _MarketLine] = {}  # in the order last asked for
+        self._market_tickers: dict[int, _MarketLine] = {}  # id(ticker) -> line
+        self.market_lines = MARKET_LINES
+        self._pnl_account = ""
 
     # ------------------------------------------------------------ sessions
 
@@ -309,6 +355,7 @@ class Feed:
         ib.pendingTickersEvent += self._on_tickers
         ib.accountValueEvent += self._on_account_value
         ib.accountSummaryEvent += self._on_account_value
+        ib.pnlEvent += self._on_pnl
 
     def begin(self, ib: IB, session: int) -> None:
         """A new session starts: the old one's subscriptions are gone with it."""
@@ -323,6 +370,11 @@ class Feed:
         self._forget_subscriptions()
 
     def _forget_subscriptions(self) -> None:
+        for line in self._market.values():
+            line.refused = line.refused or "the session was lost"
+            line.quoted.set()
+        self._market.clear()
+        self._market_tickers.clear()
         self._tickers.clear()
         self._prices.clear()
         self._queue.clear()
@@ -352,6 +404,17 @@ class Feed:
             return
         for av in ib.accountValues(self.account):
             self._on_account_value(av)
+
+    def subscribe_pnl(self, account: str) -> None:
+        """Stream the account's daily P&L (``reqPnL``) for this session."""
+        ib = self.ib
+        if ib is None or not account:
+            return
+        self._pnl_account = account
+        try:
+            ib.reqPnL(account)
+        except (ConnectionError, AssertionError) as exc:  # ib_async asserts one per account
+            log.warning("P&L of %s not requested: %s", account, describe(exc))
 
     # ------------------------------------------------------------ positions
 
@@ -572,6 +635,9 @@ class Feed:
         for tk in tickers:
             if tk.contract is None:
                 continue
+            line = self._market_tickers.get(id(tk))
+            if line is not None:
+                self._market_quote(t, line, tk)
             pid = str(tk.contract.conId)
             if self._tickers.get(pid) is not tk:
                 continue
@@ -601,6 +667,86 @@ class Feed:
             return Peaks()
         params = self.stop_params(mapped.symbol)
         return event_extremes(params, qty > 0, previous, tk.ticks, final)
+
+    # -------------------------------------------------------- market lines
+
+    async def ensure_quote(self, contract: Contract, wait_s: float) -> bool:
+        """A quote of ``contract`` within ``wait_s``: subscribe to it if nothing quotes it yet.
+
+        A held position's quotes count (they are the contract's quotes); any
+        other contract gets a market-data line of its own whose quotes go to
+        ``market_quote``. False when no quote came in time, or IB refused the
+        line (its line limit, an unknown contract).
+        """
+        for pid, mapped in self._mapped.items():
+            if mapped == contract and pid in self._prices:
+                return True
+        line = self._market.pop(contract, None)
+        ib = self.ib
+        if line is None:
+            if ib is None or not self.live:
+                return False
+            try:
+                ticker = ib.reqMktData(ib_contract("", contract), "", False, False)
+            except ConnectionError:
+                return False
+            line = _MarketLine(contract, ticker, asyncio.Event())
+            self._market_tickers[id(ticker)] = line
+        self._market[contract] = line  # the most recently asked for last
+        self._evict()
+        if not line.quoted.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(line.quoted.wait(), wait_s)
+        return line.quoted.is_set() and not line.refused
+
+    def _evict(self) -> None:
+        ib = self.ib
+        while len(self._market) > self.market_lines:
+            oldest = next(iter(self._market))
+            line = self._market.pop(oldest)
+            self._market_tickers.pop(id(line.ticker), None)
+            if ib is not None and ib.isConnected() and line.ticker.contract is not None:
+                with contextlib.suppress(ConnectionError):
+                    ib.cancelMktData(line.ticker.contract)
+
+    def market_refused(self, request_contract: object, why: str) -> bool:
+        """IB refused a market-data request: if it was a market line, end its wait; True then.
+
+        ``request_contract`` is the contract ib_async sent the request with
+        (the one it names in the error), compared by identity.
+        """
+        if request_contract is None:
+            return False
+        for line in list(self._market.values()):
+            if line.ticker.contract is request_contract:
+                line.refused = why
+                line.quoted.set()
+                self._market.pop(line.contract, None)
+                self._market_tickers.pop(id(line.ticker), None)
+                return True
+        return False
+
+    def _market_quote(self, t: float, line: _MarketLine, tk: Ticker) -> None:
+        q = MarketQuote(t, line.contract, ib_price(tk.bid), ib_price(tk.ask), ib_price(tk.last))
+        self.inputs.market_quote(q)
+        line.quoted.set()
+
+    # ---------------------------------------------------------------- P&L
+
+    def _on_pnl(self, pnl: PnL) -> None:
+        try:
+            if self._pnl_account and pnl.account != self._pnl_account:
+                return
+            self.inputs.pnl(
+                PnlUpdate(
+                    self.inputs.clock(),
+                    _pnl_value(pnl.dailyPnL),
+                    _pnl_value(pnl.unrealizedPnL),
+                    _pnl_value(pnl.realizedPnL),
+                )
+            )
+        except Exception:
+            log.exception("handling a P&L update failed")
 
     # ------------------------------------------------------------ account
 

@@ -163,25 +163,28 @@ class IbOrderPort:
 
     async def qualify(self, legs: Iterable[OrderLeg], timeout_s: float) -> None:
         """Find the conId of every leg that is not a held position's (cached)."""
+        for leg in legs:
+            if not leg.position_id.isdigit():
+                await self.con_id(leg.contract, timeout_s)
+
+    async def con_id(self, c: Contract, timeout_s: float) -> int | None:
+        """IB's conId of a contract: a held position's, a cached one, or asked of IB once."""
+        for pid in self.feed.held_ids():
+            if pid.isdigit() and self.feed.contract(pid) == c:
+                return int(pid)
+        cached = self._con_ids.get(c)
         ib = self.ib
-        todo = [
-            leg.contract
-            for leg in legs
-            if not leg.position_id.isdigit() and leg.contract not in self._con_ids
-        ]
-        if ib is None or not todo:
-            return
-        for c in todo:
-            try:
-                found = await asyncio.wait_for(
-                    ib.qualifyContractsAsync(ib_contract("", c)), timeout_s
-                )
-            except (TimeoutError, ConnectionError) as exc:
-                log.warning("contract %s not qualified: %s", c, describe(exc))
-                continue
-            q = found[0] if found else None
-            if isinstance(q, IbContract) and q.conId:
-                self._con_ids[c] = int(q.conId)
+        if cached is not None or ib is None:
+            return cached
+        try:
+            found = await asyncio.wait_for(ib.qualifyContractsAsync(ib_contract("", c)), timeout_s)
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("contract %s not qualified: %s", c, describe(exc))
+            return None
+        q = found[0] if found else None
+        if isinstance(q, IbContract) and q.conId:
+            self._con_ids[c] = int(q.conId)
+        return self._con_ids.get(c)
 
     def _con_id(self, leg: OrderLeg) -> int:
         if leg.position_id.isdigit():

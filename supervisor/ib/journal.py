@@ -1,13 +1,15 @@
-"""The one way the IB side writes the decision journal.
+"""The one way the IB side writes the decision journal: the core's journal writer.
 
 The adapter never calls the store's journal methods itself: it receives a
-:class:`Journal` at construction (the core's journal writer, which owns the
-store-down policy) and calls it. :class:`StoreJournal` is the store-backed
-writer used until the core hands one over; it never raises, because a journal
-row that cannot be written must not stop an exit order from being reconciled.
+:class:`Journal` at construction and calls it. :class:`WriterJournal` hands
+each row to the daemon's one journal writer
+(:class:`~supervisor.core.journal_writer.JournalWriter`), which owns the
+store-down policy (rows held in memory, in order, written when the store is
+back); rows are stamped with ``clock()`` and never earlier than the previous
+one, so the adapter's rows never go back in time.
 
-Threading: a Journal may be called from any thread; :class:`StoreJournal`
-keeps its last time under its own lock and relies on the store's for writes.
+Threading: a Journal may be called from any thread; :class:`WriterJournal`
+keeps its last time under its own lock and relies on the writer's for writes.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from supervisor.store.sqlite_store import StoreUnavailable
+from supervisor.core.journal_writer import Row
+from supervisor.store.journal_kind import JournalKind
 
-__all__ = ["Journal", "JournalStore", "StoreJournal"]
+__all__ = ["Journal", "RowWriter", "WriterJournal"]
 
 log = logging.getLogger(__name__)
 
@@ -30,35 +33,30 @@ class Journal(Protocol):
     def __call__(self, kind: str, payload: Mapping[str, Any], position_id: str | None) -> None: ...
 
 
-class JournalStore(Protocol):
-    """The part of the store a :class:`StoreJournal` writes through."""
+class RowWriter(Protocol):
+    """The core's journal writer, as the adapter uses it."""
 
-    def append(
-        self, *, t: float, kind: str, payload: Mapping[str, Any], position_id: str | None = None
-    ) -> int: ...
+    def write(self, row: Row) -> bool: ...
 
 
-class StoreJournal:
-    """Journal rows straight into the store, stamped with ``clock()``; never raises.
+class WriterJournal:
+    """Journal rows through the core's writer, stamped with ``clock()``; never raises."""
 
-    ``clock`` is read at each call, and a row is stamped no earlier than the
-    previous one: the journal's time never goes backwards, even when the wall
-    clock steps back.
-    """
-
-    def __init__(self, store: JournalStore | None, clock: Callable[[], float]) -> None:
-        self.store = store
+    def __init__(self, writer: RowWriter, clock: Callable[[], float]) -> None:
+        self.writer = writer
         self.clock = clock
         self._last_t = float("-inf")
         self._lock = threading.Lock()
 
     def __call__(self, kind: str, payload: Mapping[str, Any], position_id: str | None) -> None:
-        store = self.store
-        if store is None:
-            return
         with self._lock:
             t = self._last_t = max(self.clock(), self._last_t)
         try:
-            store.append(t=t, kind=kind, payload=dict(payload), position_id=position_id)
-        except StoreUnavailable as exc:
-            log.error("journal %s not written: %s (%s)", kind, exc, dict(payload))
+            row = Row(t, JournalKind(kind), dict(payload), position_id)
+        except ValueError:
+            log.error("not a journal kind: %r (%s)", kind, dict(payload))
+            return
+        try:
+            self.writer.write(row)
+        except Exception:  # a journal problem must not stop an order from being followed
+            log.exception("journal %s not written (%s)", kind, dict(payload))

@@ -9,9 +9,8 @@ attempt is an error (logged, and reported as a step). Every step goes to the
 
 Steps: ``global_cancel_sent`` (each attempt), ``still_open`` (orders left
 after an attempt), ``confirmed`` (none left), ``error`` (one per order that
-would not cancel, or why the cancel could not be carried out),
-``interrupted`` (the session was lost mid-way: carried out again when IB is
-back).
+would not cancel), ``interrupted`` (the session was lost mid-way: carried out
+again when IB is back). :meth:`CancelAll.run` also returns how it ended.
 
 Threading: :meth:`CancelAll.run` is a coroutine on the IB loop thread.
 """
@@ -21,16 +20,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from supervisor.ib.exit_orders import BrokerOrder
 from supervisor.ib.session import describe
 
-__all__ = ["CancelAll", "KillPort", "KillReport"]
+__all__ = ["CancelAll", "CancelOutcome", "KillPort", "KillReport"]
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["confirmed", "error", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """How one kill's cancel ended, and the orders still open after its last attempt."""
+
+    outcome: Outcome
+    left: tuple[BrokerOrder, ...] = ()
+    attempts: int = 0
 
 
 class KillPort(Protocol):
@@ -71,7 +80,7 @@ class CancelAll:
         self.max_wait_s = max_wait_s
         self.list_timeout_s = list_timeout_s
 
-    async def run(self, kill_id: str) -> Outcome:
+    async def run(self, kill_id: str) -> CancelOutcome:
         wait = self.first_wait_s
         left: Sequence[BrokerOrder] = ()
         for attempt in range(1, self.attempts + 1):
@@ -82,10 +91,10 @@ class CancelAll:
                 left = await self.port.list_open_orders(self.list_timeout_s)
             except (ConnectionError, TimeoutError) as exc:
                 self._step(kill_id, "interrupted", {"attempt": attempt, "detail": describe(exc)})
-                return "interrupted"
+                return CancelOutcome("interrupted", tuple(left), attempt)
             if not left:
                 self._step(kill_id, "confirmed", {"attempts": attempt})
-                return "confirmed"
+                return CancelOutcome("confirmed", (), attempt)
             self._step(
                 kill_id,
                 "still_open",
@@ -107,7 +116,7 @@ class CancelAll:
                 "error",
                 {**_order(o), "detail": f"still open after {self.attempts} global cancels"},
             )
-        return "error"
+        return CancelOutcome("error", tuple(left), self.attempts)
 
     def _step(self, kill_id: str, step: str, detail: Mapping[str, Any]) -> None:
         level = logging.ERROR if step in ("error", "interrupted") else logging.WARNING

@@ -92,8 +92,8 @@ class SessionHooks(Protocol):
         """IB 1101: connectivity restored, market-data subscriptions lost."""
         ...
 
-    def error(self, req_id: int, code: int, message: str) -> None:
-        """Any other IB error or notice."""
+    def error(self, req_id: int, code: int, message: str, contract: object) -> None:
+        """Any other IB error or notice (``contract``: the request's, as ib_async knows it)."""
         ...
 
 
@@ -449,6 +449,6 @@ class Session:
                 log.warning("IB: %s; subscribing to market data again", message)
                 self.hooks.data_lost()
                 return
-            self.hooks.error(req_id, code, message)
+            self.hooks.error(req_id, code, message, contract)
         except Exception:
             log.exception("handling IB error %s failed", code)

@@ -14,10 +14,10 @@ import pytest
 from ib_async import IB, LimitOrder, Stock
 from ib_rig import CLIENT_ID, EXPIRY, PUT_ID, STOCK_ID, Rig, exit_orders, rig, until
 
-from actors.messages import Contract, Right, SecType
+from actors.messages import Contract, KillMode, Right, SecType
 from supervisor.core.ports import ClosingOrder, OrderLeg
 from supervisor.ib.adapter import exit_order_ref
-from supervisor.simulator import GatewaySimulator, SimPosition, SimulatorThread
+from supervisor.simulator import SimPosition, SimulatorThread
 
 AAPL = Contract("AAPL", SecType.STK)
 PUT = Contract("SPY", SecType.OPT, Right.PUT, 480.0, EXPIRY, 100.0)
@@ -55,35 +55,25 @@ def test_cancel_all_is_confirmed_from_ibs_open_orders(sim: SimulatorThread, tmp_
     place_other_clients_orders(sim.port, 3)
     assert len(sim.call(g.open_orders)) == 3
     with rig(sim, tmp_path) as r:
-        r.a.cancel_all("k1")
-        until(lambda: "confirmed" in step_names(r, "k1"), what="cancel confirmed")
+        result = r.a.cancel_all("k1", 5.0)
+        assert result.confirmed and result.left == 0
         assert sim.call(g.open_orders) == []
-        assert step_names(r, "k1") == ["cancel_requested", "global_cancel_sent", "confirmed"]
+        assert step_names(r, "k1") == ["global_cancel_sent", "confirmed"]
         assert any(cid == CLIENT_ID and f[0] == "58" for cid, f in sim.call(lambda: g.requests))
 
 
 def test_an_order_that_will_not_cancel_is_an_error(
-    sim: SimulatorThread,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    sim: SimulatorThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     g = sim.sim
-    place_other_clients_orders(sim.port, 2)
-    stuck = sim.call(lambda: g.open_orders()[0].order_id)
-
-    def global_cancel_but_one(self: GatewaySimulator, s: Any, f: list[str]) -> None:
-        for o in self.open_orders():
-            if o.order_id != stuck:
-                self._cancel(o)
-
-    monkeypatch.setitem(GatewaySimulator._handlers, 58, global_cancel_but_one)
+    place_other_clients_orders(sim.port, 1)
+    tws = sim.call(lambda: g.add_tws_order(STOCK_ID, "SELL", 50, 120.0))  # placed from TWS
+    sim.call(g.refuse_cancel, tws.perm_id)
     kill = {"kill_attempts": 2, "kill_first_wait_s": 0.05}
     with caplog.at_level(logging.ERROR), rig(sim, tmp_path, adapter=kill) as r:
-        r.a.cancel_all("k2")
-        until(lambda: "error" in step_names(r, "k2"), what="the stuck order reported")
+        result = r.a.cancel_all("k2", 5.0)
+        assert not result.confirmed and result.left == 1 and "still open" in result.detail
         assert step_names(r, "k2") == [
-            "cancel_requested",
             "global_cancel_sent",
             "still_open",
             "global_cancel_sent",
@@ -91,9 +81,9 @@ def test_an_order_that_will_not_cancel_is_an_error(
             "error",
         ]
         error = kill_steps(r, "k2")[-1]
-        assert error["order_id"] == stuck and error["client_id"] == 99
+        assert error["client_id"] == 0 and error["con_ids"] == [STOCK_ID]
         assert any("will not cancel" in rec.getMessage() for rec in caplog.records)
-        assert [o.order_id for o in sim.call(g.open_orders)] == [stuck]
+        assert [o.perm_id for o in sim.call(g.open_orders)] == [tws.perm_id]
 
 
 def test_a_cancel_without_a_connection_is_carried_out_when_ib_is_back(
@@ -104,8 +94,9 @@ def test_a_cancel_without_a_connection_is_carried_out_when_ib_is_back(
     sim.call(g.client_id_in_use, CLIENT_ID)
     with rig(sim, tmp_path, start=False) as r:
         r.start(wait=False)
-        r.a.cancel_all("k3")
-        until(lambda: "waiting_for_connection" in step_names(r, "k3"), what="cancel waits")
+        result = r.a.cancel_all("k3", 0.3)
+        assert not result.confirmed and "not connected" in result.detail
+        assert step_names(r, "k3") == ["waiting_for_connection"]
         assert len(sim.call(g.open_orders)) == 1
         sim.call(g.client_id_in_use, CLIENT_ID, False)
         until(lambda: "confirmed" in step_names(r, "k3"), what="cancel confirmed", timeout=8.0)
@@ -159,6 +150,10 @@ def test_flatten_a_strategy_is_one_bag_order(sim: SimulatorThread, tmp_path: Pat
             -1.23,
             exit_order_ref(key),
         )
+        assert [(x.con_id, x.ratio, x.action) for x in o.legs] == [
+            (PUT_ID, 1, "BUY"),
+            (CALL_ID, 1, "SELL"),
+        ]
         placed = until(
             lambda: next((p for p in r.exit_rows() if p["status"] == "placed"), None),
             what="placed journaled",
@@ -169,3 +164,31 @@ def test_flatten_a_strategy_is_one_bag_order(sim: SimulatorThread, tmp_path: Pat
         ]
         time.sleep(0.2)
         assert len(exit_orders(sim)) == 1
+
+
+def test_a_kill_through_the_daemon_cancels_then_flattens(
+    sim: SimulatorThread, tmp_path: Path
+) -> None:
+    """The core's kill switch drives the adapter: cancel confirmed, then one order per position."""
+    g = sim.sim
+    place_other_clients_orders(sim.port, 2)
+    with rig(sim, tmp_path) as r:
+        until(lambda: len(r.d.position_ids()) == 2, what="two positions")
+        r.quotes_flow("AAPL", str(STOCK_ID), 100.0)
+        r.option_quotes_flow("SPY", str(PUT_ID), 500.0)
+        status = r.d.kill(KillMode.FLATTEN, "test")
+        kill_id = status.kill_id
+        orders = until(lambda: len(exit_orders(sim)) == 2 and exit_orders(sim), what="flatten")
+        assert sim.call(lambda: [o for o in g.open_orders() if o.client_id == 99]) == []
+        by_con = {o.con_id: o for o in orders}
+        assert (by_con[STOCK_ID].action, by_con[STOCK_ID].qty) == ("SELL", 100.0)
+        assert (by_con[PUT_ID].action, by_con[PUT_ID].qty) == ("BUY", 2.0)
+        assert by_con[STOCK_ID].order_ref == exit_order_ref(f"kill:{kill_id}:{STOCK_ID}")
+        rows = [x.payload.get("step") for x in r.store.journal(kind="kill", limit=1000)]
+        assert rows.index("cancel_requested") < rows.index("global_cancel_sent")
+        assert rows.index("confirmed") < rows.index("cancel_confirmed")
+        # a restart resumes the same flatten: never a second order per position
+        r.stop()
+        r.start()
+        time.sleep(0.5)
+        assert len(exit_orders(sim)) == 2

@@ -17,15 +17,14 @@ from ib_rig import STOCK_ID, exit_orders, make_config, move, rig, snapshots, unt
 
 from actors.messages import Contract, SecType, StopAction, StopEvent
 from supervisor.ib.adapter import exit_order_ref
-from supervisor.simulator import GatewaySimulator, SimPosition, SimulatorThread
+from supervisor.simulator import SimPosition, SimulatorThread
 from supervisor.simulator.protocol import encode_message
 from supervisor.store.sqlite_store import Store
 
 AAPL = Contract("AAPL", SecType.STK)
 
 # ------------------------------------------------------------------ simulator helpers
-# (test-side stand-ins for simulator knobs: several ticks in one TCP write, an
-# OPEN_ORDER echo without the orderRef)
+# (a test-side stand-in for a simulator knob: several ticks in one TCP write)
 
 
 def push_ticks(sim: SimulatorThread, con_id: int, ticks: list[tuple[int, float, float]]) -> int:
@@ -40,26 +39,13 @@ def push_ticks(sim: SimulatorThread, con_id: int, ticks: list[tuple[int, float, 
         n = 0
         for s in g._ready_sessions():
             for req_id, tk in s.tickers.items():
-                if tk.instrument.con_id == con_id:
+                if tk.instrument is not None and tk.instrument.con_id == con_id:
                     frames = [encode_message(1, 6, req_id, tt, px, sz, 0) for tt, px, sz in ticks]
                     s.writer.write(b"".join(frames))
                     n += 1
         return n
 
     return sim.call(send)
-
-
-def echo_empty_order_ref(monkeypatch: pytest.MonkeyPatch, g: GatewaySimulator) -> None:
-    """The gateway's OPEN_ORDER echo carries an empty orderRef (ib_async copies it over ours)."""
-    original = g._open_order_fields
-
-    def blanked(o: Any) -> list[Any]:
-        fields = original(o)
-        if o.order_ref:
-            fields[fields.index(o.order_ref)] = ""
-        return fields
-
-    monkeypatch.setattr(g, "_open_order_fields", blanked)
 
 
 def trigger_event(tid: str, ref_price: float = 101.0) -> StopEvent:
@@ -139,21 +125,25 @@ def test_trigger_during_reconnect_setup_is_placed_without_alarm(
 
 
 def test_exit_fill_is_seen_when_the_gateway_echoes_an_empty_order_ref(
-    sim: SimulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sim: SimulatorThread, tmp_path: Path
 ) -> None:
     """ib_async copies the echoed (empty) orderRef over the order's: its fill was never seen,
     never journaled, never counted as a breaker success."""
     g = sim.sim
-    echo_empty_order_ref(monkeypatch, g)
+    sim.call(g.set_echo_order_ref, False)  # open orders and executions: orderRef ""
     with rig(sim, tmp_path) as r:
         r.trigger_stock()
         o = until(lambda: exit_orders(sim), what="exit order")[0]
         sim.call(g.fill_order, o.order_id)
         until(lambda: "filled" in r.exit_statuses(), what="exit filled journaled")
         assert r.exit_statuses() == ["placed", "filled"]
-        successes = [x.payload["detail"] for x in r.store.journal(kind="success")]
-        assert any(f"closing order {o.order_id}" in d and "Filled" in d for d in successes)
-        assert any(f"closing order {o.order_id}" in d and "Submitted" in d for d in successes)
+
+        def successes() -> list[str]:
+            rows = [x.payload["detail"] for x in r.store.journal(kind="success")]
+            return [d for d in rows if f"closing order {o.order_id}" in d]
+
+        ours = until(lambda: len(successes()) == 2 and successes(), what="two breaker successes")
+        assert "Submitted" in ours[0] and "Filled" in ours[1]
 
 
 def test_a_one_quote_spike_between_two_events_reaches_the_stop(
@@ -245,6 +235,7 @@ def test_a_large_book_connects_with_a_short_connect_timeout(
                 )  # fmt: skip
 
     sim.call(big_book)
+    g.max_tickers = 400  # an account with enough market-data lines for its book
     with rig(sim, tmp_path, start=False, connect_timeout_s=5.0) as r:
         t0 = time.monotonic()
         r.start(timeout=10.0)
@@ -256,8 +247,12 @@ def test_a_large_book_connects_with_a_short_connect_timeout(
         t1 = time.monotonic()
         until(lambda: exit_orders(sim), timeout=2.0, what="the exit at the simulator")
         assert time.monotonic() - t1 < 1.5
-        until(lambda: r.a.feed.subscribed() == 304, timeout=25.0, what="every position quoted")
-        assert r.a.connects == 1
+        until(
+            lambda: sum(row["price"] is not None for row in r.d.portfolio_view().rows) == 304,
+            timeout=25.0,
+            what="every position quoted",
+        )
+        assert r.a.connects == 1 and not r.failures()
 
 
 def test_a_rejected_exit_is_journaled_once(sim: SimulatorThread, tmp_path: Path) -> None:

@@ -54,7 +54,9 @@ class Steps:
 
 def run(broker: Broker, steps: Steps, attempts: int = 4) -> str:
     cancel = CancelAll(broker, steps, attempts=attempts, first_wait_s=0.001, max_wait_s=0.004)
-    return asyncio.run(cancel.run("k1"))
+    outcome = asyncio.run(cancel.run("k1"))
+    assert outcome.left == tuple(broker.orders) or outcome.outcome == "interrupted"
+    return outcome.outcome
 
 
 def test_cancel_confirmed_at_once() -> None:
