@@ -656,13 +656,29 @@ class IbAdapter:
         Quotes of a contract no position holds go to the daemon's
         ``market_quote``. False when none came in time, or IB refused the line.
         """
-        fut = self.session.run_coroutine(self.feed.ensure_quote(contract, wait_s))
+        fut = self.session.run_coroutine(self._ensure_quote(contract, wait_s))
         if fut is None:
             return False
         try:
             return fut.result(wait_s + 0.5)
         except concurrent.futures.TimeoutError:
             return False
+
+    async def _ensure_quote(self, contract: Contract, wait_s: float) -> bool:
+        if self.feed.quoted(contract):
+            return True
+        if not self.orders.ready():
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        try:
+            con_id = await asyncio.wait_for(self.orders.con_id(contract, wait_s), wait_s)
+        except TimeoutError:
+            return False
+        if not con_id:
+            log.warning("no IB contract for %s: no quote", contract)
+            return False
+        return await self.feed.ensure_quote(contract, con_id, max(deadline - loop.time(), 0.0))
 
     # --------------------------------------------------------------- breaker
 

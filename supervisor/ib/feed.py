@@ -122,6 +122,11 @@ def _pnl_value(value: float | None) -> float | None:
     return v
 
 
+def _priced(prices: tuple[float | None, float | None, float | None] | None) -> bool:
+    """Does a (bid, ask, last) carry at least one usable price?"""
+    return prices is not None and any(p is not None and math.isfinite(p) and p > 0 for p in prices)
+
+
 def greeks_of(comp: OptionComputation | None) -> Greeks | None:
     """IB's model computation as Greeks (delta and the others: -2 is unset; iv, price: -1)."""
     if comp is None:
@@ -670,24 +675,29 @@ class Feed:
 
     # -------------------------------------------------------- market lines
 
-    async def ensure_quote(self, contract: Contract, wait_s: float) -> bool:
-        """A quote of ``contract`` within ``wait_s``: subscribe to it if nothing quotes it yet.
+    def quoted(self, contract: Contract) -> bool:
+        """Does a held position on ``contract`` have a quote in this session?"""
+        return any(
+            m == contract and _priced(self._prices.get(pid)) for pid, m in self._mapped.items()
+        )
+
+    async def ensure_quote(self, contract: Contract, con_id: int, wait_s: float) -> bool:
+        """A quote of ``contract`` (IB's ``con_id``) within ``wait_s``: subscribe if nothing does.
 
         A held position's quotes count (they are the contract's quotes); any
         other contract gets a market-data line of its own whose quotes go to
         ``market_quote``. False when no quote came in time, or IB refused the
         line (its line limit, an unknown contract).
         """
-        for pid, mapped in self._mapped.items():
-            if mapped == contract and pid in self._prices:
-                return True
+        if self.quoted(contract):
+            return True
         line = self._market.pop(contract, None)
         ib = self.ib
         if line is None:
             if ib is None or not self.live:
                 return False
             try:
-                ticker = ib.reqMktData(ib_contract("", contract), "", False, False)
+                ticker = ib.reqMktData(ib_contract(str(con_id), contract), "", False, False)
             except ConnectionError:
                 return False
             line = _MarketLine(contract, ticker, asyncio.Event())
@@ -729,7 +739,8 @@ class Feed:
     def _market_quote(self, t: float, line: _MarketLine, tk: Ticker) -> None:
         q = MarketQuote(t, line.contract, ib_price(tk.bid), ib_price(tk.ask), ib_price(tk.last))
         self.inputs.market_quote(q)
-        line.quoted.set()
+        if _priced((q.bid, q.ask, q.last)):
+            line.quoted.set()  # a first price (not only the close, or empty sides)
 
     # ---------------------------------------------------------------- P&L
 
