@@ -611,10 +611,6 @@ class Feed:
         for pid in list(self._tickers):
             self._enqueue(pid, renew=True)
 
-    def subscribed(self) -> int:
-        """Positions with a market-data subscription in this session."""
-        return len(self._tickers)
-
     async def wait_quote(self, pid: str, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the next quote of ``pid``; False if none came."""
         event = self._quoted.setdefault(pid, asyncio.Event())
