@@ -1,31 +1,34 @@
 """The IB adapter through the real ib_async client against the gateway simulator.
 
-Every test runs a :class:`SimulatorThread` on 127.0.0.1, a real ``Daemon`` on
-a SQLite store in ``tmp_path``, and an ``IbAdapter`` that connects with
-ib_async exactly as in production. Waits are bounded polls, backoffs are
-short (config), and everything is stopped in ``finally``. The first tests are
-pure: the error classification table and the small helpers.
+The behaviours the adapter had before it was split by concern, kept: connect,
+positions, Greeks, a stop's one exit order across a restart, error codes,
+reconnects, a hung socket, position reconciliation, and ``run_daemon``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from ib_async import Contract as IbContract
+from ib_rig import (
+    CLIENT_ID,
+    EXPIRY,
+    PUT_ID,
+    STOCK_ID,
+    make_config,
+    move,
+    rig,
+    snapshots,
+    until,
+)
 
 from actors.messages import (
     BreakerState,
-    FailureKind,
     ReasonCode,
     Right,
     SecType,
@@ -35,281 +38,8 @@ from actors.messages import (
 from actors.pricing import bsm, year_fraction
 from supervisor.commands.run import EXIT_CONFIG, RunningDaemon, run_daemon
 from supervisor.config import ApiConfig, Config, IbConfig, Listen, MetricsConfig, StoreConfig
-from supervisor.core.daemon import Daemon
-from supervisor.ib.adapter import (
-    ERROR_CLASSES,
-    IbAdapter,
-    backoff_delay,
-    classify,
-    contract_of,
-    exit_limit_price,
-    exit_order_ref,
-    ib_price,
-)
+from supervisor.ib.adapter import IbAdapter, exit_order_ref
 from supervisor.simulator import SimPosition, SimulatorThread
-from supervisor.store.sqlite_store import Store
-
-EXPIRY = (dt.date.today() + dt.timedelta(days=60)).isoformat()
-STOCK_ID = 1001
-PUT_ID = 2001
-CLIENT_ID = 11
-
-# ------------------------------------------------------------------ pure
-
-
-ORD, DAT, CON = FailureKind.ORDER_REJECTED, FailureKind.DATA_FEED, FailureKind.CONNECTIVITY
-
-
-@pytest.mark.parametrize(
-    ("code", "kind"),
-    [
-        *[(c, ORD) for c in (103, 104, 110, 135, 161, 201, 203, 434, 10147, 10148)],
-        *[
-            (c, DAT)
-            for c in (
-                101,
-                102,
-                200,
-                300,
-                354,
-                10089,
-                10090,
-                10091,
-                10168,
-                10186,
-                10197,
-                2103,
-                2105,
-                2157,
-            )
-        ],
-        *[(c, CON) for c in (100, 326, 504, 507, 1100, 1300, 2110)],
-        *[
-            (c, None)
-            for c in (
-                202,
-                321,
-                399,
-                404,
-                1101,
-                1102,
-                2100,
-                2104,
-                2106,
-                2107,
-                2108,
-                2109,
-                2119,
-                2158,
-                10167,
-            )
-        ],
-        (2999, None),  # unknown notice/warning range
-        (10999, None),
-        (150, FailureKind.OTHER),  # unknown error
-        (999, FailureKind.OTHER),
-    ],
-)
-def test_classify_table(code: int, kind: FailureKind | None) -> None:
-    assert classify(code) is kind
-
-
-def test_classify_margin_rejection_and_table_is_data() -> None:
-    text = "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. ... EXCEED THE INITIAL MARGIN"
-    assert classify(201, text) is FailureKind.MARGIN
-    assert classify(201, "Order rejected - reason:Simulated rejection") is ORD
-    assert classify(2103, "margin") is DAT  # only order rejections can be margin
-    assert ERROR_CLASSES[2103] is DAT and ERROR_CLASSES[1102] is None
-    with pytest.raises(TypeError):
-        ERROR_CLASSES[1] = ORD  # type: ignore[index]
-
-
-def test_backoff_is_exponential_jittered_and_bounded() -> None:
-    rng = random.Random(1)
-    for attempt in range(12):
-        d = backoff_delay(attempt, 1.0, 60.0, rng)
-        assert 1.0 <= d <= min(60.0, 2.0 ** (attempt + 1))
-    assert backoff_delay(50, 1.0, 60.0, random.Random(2)) <= 60.0
-    assert backoff_delay(0, 5.0, 2.0, random.Random(3)) == 2.0  # max below min: max wins
-    a = [backoff_delay(3, 0.5, 30.0, random.Random(7)) for _ in range(2)]
-    assert a[0] == a[1]  # seeded
-
-
-def test_helpers() -> None:
-    tid = "1001@1795613732.0161166"
-    assert exit_order_ref(tid) == "rs-exit:" + tid
-    long_ref = exit_order_ref("x" * 80)
-    assert len(long_ref) == 40 and long_ref.startswith("rs-exit:")
-    assert long_ref == exit_order_ref("x" * 80) != exit_order_ref("y" * 80)
-    assert exit_limit_price(100.98, "SELL") == 100.98
-    assert exit_limit_price(1.025, "SELL") == 1.02 and exit_limit_price(1.025, "BUY") == 1.03
-    assert ib_price(-1.0) is None and ib_price(1.7976931348623157e308) is None
-    assert ib_price(None) is None and ib_price(0.0) == 0.0
-    nan = ib_price(math.nan)
-    assert nan is not None and math.isnan(nan)  # passed through: the stop judges it
-    opt = contract_of(
-        IbContract(
-            conId=5,
-            symbol="SPY",
-            secType="OPT",
-            strike=480.0,
-            right="P",
-            lastTradeDateOrContractMonth="20270115",
-            multiplier="100",
-        )
-    )
-    assert opt is not None and opt.expiry == "2027-01-15" and opt.right is Right.PUT
-    assert opt.multiplier == 100.0 and opt.strike == 480.0
-    assert contract_of(IbContract(conId=6, symbol="ES", secType="FUT")) is None
-
-
-# ------------------------------------------------------------------ fixtures
-
-
-def until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(0.02)
-
-
-def book(sim: SimulatorThread) -> None:
-    """AAPL at 100 held long 100 shares; SPY at 500 with two short 480 puts."""
-
-    def setup() -> None:
-        g = sim.sim
-        g.set_underlying("AAPL", 100.0, vol=0.25, push=False)
-        g.set_underlying("SPY", 500.0, vol=0.2, push=False)
-        g.add_position(SimPosition(STOCK_ID, "AAPL", "STK", 100, 100.0))
-        g.add_position(
-            SimPosition(
-                PUT_ID,
-                "SPY",
-                "OPT",
-                -2,
-                350.0,
-                right="P",
-                strike=480.0,
-                expiry=EXPIRY,
-                multiplier=100,
-            )
-        )
-
-    sim.call(setup)
-
-
-@pytest.fixture
-def sim() -> Iterator[SimulatorThread]:
-    s = SimulatorThread(seed=3, call_timeout=5.0)
-    s.start()
-    try:
-        book(s)
-        yield s
-    finally:
-        s.stop()
-
-
-def make_config(port: int, **ib: Any) -> Config:
-    settings: dict[str, Any] = {
-        "port": port,
-        "client_id": CLIENT_ID,
-        "exit_orders": True,
-        "connect_timeout_s": 1.0,
-        "reconnect_min_s": 0.05,
-        "reconnect_max_s": 0.2,
-        "probe_interval_s": 3.0,
-        **ib,
-    }
-    return Config(ib=IbConfig(**settings))
-
-
-class Rig:
-    """A daemon and its adapter on one store; restartable."""
-
-    def __init__(self, sim: SimulatorThread, path: Path, **ib: Any) -> None:
-        self.sim = sim
-        self.config = make_config(sim.port, **ib)
-        self.store = Store(path)
-        self.daemon: Daemon | None = None
-        self.adapter: IbAdapter | None = None
-
-    def start(self, *, wait: bool = True) -> IbAdapter:
-        self.daemon = Daemon(self.config, store=self.store, housekeeping_s=0.2)
-        self.daemon.start()
-        self.adapter = IbAdapter(self.daemon, rng=random.Random(5), stop_timeout_s=3.0)
-        self.adapter.start()
-        if wait:
-            assert self.adapter.wait_status("connected", 5.0), "adapter did not connect"
-        return self.adapter
-
-    def stop(self) -> None:
-        if self.adapter is not None:
-            self.adapter.stop()
-        if self.daemon is not None:
-            self.daemon.stop()
-
-    @property
-    def d(self) -> Daemon:
-        assert self.daemon is not None
-        return self.daemon
-
-    @property
-    def a(self) -> IbAdapter:
-        assert self.adapter is not None
-        return self.adapter
-
-    def failures(self, code: int | None = None) -> list[dict[str, Any]]:
-        rows = [r.payload for r in self.store.journal(kind="failure", limit=10_000)]
-        return [p for p in rows if code is None or p.get("code") == code]
-
-    def price(self, pid: str) -> float | None:
-        for row in self.d.portfolio_view().rows:
-            if row["id"] == pid:
-                p = row.get("price")
-                return None if p is None else float(p)
-        return None
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        value = self.d.metrics.registry.get_sample_value("risk_supervisor_" + name, labels)
-        return None if value is None else float(value)
-
-    def quotes_flow(self, symbol: str, pid: str, price: float, timeout: float = 3.0) -> None:
-        """Move a stock and wait for its new price to reach the portfolio."""
-        move(self.sim, symbol, price)
-        until(lambda: self.price(pid) == price, timeout, f"{symbol} at {price} in the portfolio")
-
-    def option_quotes_flow(self, symbol: str, pid: str, und: float, timeout: float = 3.0) -> None:
-        """Move an option's underlying and wait for the option's price to change."""
-        before = self.price(pid)
-        move(self.sim, symbol, und)
-        until(lambda: self.price(pid) not in (None, before), timeout, f"{pid} requoted")
-
-
-def move(sim: SimulatorThread, symbol: str, price: float) -> None:
-    """Set an underlying's price (keeping its volatility) and push quotes."""
-    g = sim.sim
-    sim.call(lambda: g.set_underlying(symbol, price, g.market.underlyings[symbol].vol))
-
-
-@contextmanager
-def rig(sim: SimulatorThread, tmp_path: Path, *, start: bool = True, **ib: Any) -> Iterator[Rig]:
-    r = Rig(sim, tmp_path / "state.sqlite", **ib)
-    try:
-        if start:
-            r.start()
-        yield r
-    finally:
-        r.stop()
-        r.store.close()
-
-
-def snapshots(d: Daemon) -> dict[str, Any]:
-    return {s.id: s for s in d.stop_snapshots()}
-
 
 # ------------------------------------------------------------------ tests
 
