@@ -1,0 +1,229 @@
+"""``TrailingStop.on_quote`` for many parameter sets at once, bit for bit.
+
+One segment (one stop's life) and a *group* of sets that share the reference
+price series (same ``price_source`` and ``max_spread_pct``, so the same
+quotes are accepted): each accepted quote updates every set's state arrays
+with the same IEEE operations, in the same order, as the production stop —
+``extreme * (1 - trailing_pct / 100)`` with the factor computed first,
+Python's ``min``/``max`` tie rules — so each set's decisions are exactly the
+ones replay writes. A test holds this against the production class.
+
+Shorts run in *mirrored* space: every price is negated, which IEEE does
+exactly, and the short formulas become the long ones with their own factors
+(``-max(x·h, x+m) = min((-x)·h, (-x)-m)``). Output is negated back.
+
+Two facts let most quotes be skipped without changing any result:
+
+* the candidate stop is a function of the extreme alone, so ACTIVATE and
+  UPDATE can only happen on a quote that moves the extreme or follows a
+  change of entry price ("interesting" quotes);
+* any other quote can only count or reset breaches: above every live stop it
+  resets them all, so a run of such quotes is skipped at once.
+
+Pure: arrays in, arrays out; no threads, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from actors.messages import PriceSource
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+ACTIVATE, UPDATE, TRIGGER = 0, 1, 2
+ACTIONS = ("ACTIVATE", "UPDATE", "TRIGGER")
+
+
+@dataclass(frozen=True, slots=True)
+class SetArrays:
+    """The parameter sets of one group, one entry per set (index into the caller's sets)."""
+
+    index: I64
+    activation_pct: F64
+    trailing_pct: F64
+    min_move_pct: F64
+    min_trail_abs: F64
+    confirm_quotes: I64
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """Stop decisions of a segment: ``quote`` indexes the accepted quotes of the segment."""
+
+    quote: I64
+    set: I64
+    action: npt.NDArray[np.int8]
+    stop: F64
+    extreme: F64
+
+    @staticmethod
+    def empty() -> Decisions:
+        z = np.zeros(0, dtype=np.int64)
+        return Decisions(z, z, np.zeros(0, np.int8), np.zeros(0), np.zeros(0))
+
+
+def reference_prices(
+    bid: F64,
+    ask: F64,
+    last: F64,
+    *,
+    long: bool,
+    source: PriceSource,
+    max_spread_pct: float | None,
+) -> tuple[F64, B]:
+    """Each quote's reference price and whether the stop accepts it (``reference_price``)."""
+    with np.errstate(all="ignore"):
+        finite_bid = np.isfinite(bid)
+        finite_ask = np.isfinite(ask)
+        ok = ~(finite_bid & finite_ask & (bid > ask))
+        if source is PriceSource.EXIT:
+            ref = bid if long else ask
+        elif source is PriceSource.MID:
+            ref = (bid + ask) / 2
+        else:
+            ref = last
+        ok &= np.isfinite(ref) & (ref > 0)
+        if max_spread_pct is not None:
+            ok &= finite_bid & (bid > 0) & finite_ask & (ask > 0)
+            spread = (ask - bid) / ((bid + ask) / 2) * 100
+            ok &= ~(spread > max_spread_pct)
+    return np.asarray(ref, dtype=np.float64), ok
+
+
+def run_segment(
+    prices: F64,
+    entry: F64,
+    *,
+    long: bool,
+    entry0: float,
+    sets: SetArrays,
+) -> Decisions:
+    """Every decision of every set over one segment's *accepted* reference prices.
+
+    ``entry`` is the entry price in force at each quote; ``entry0`` the one the
+    stop began with (its starting extreme).
+    """
+    m = len(prices)
+    s = len(sets)
+    if m == 0 or s == 0:
+        return Decisions.empty()
+    sign = 1.0 if long else -1.0
+    v = prices if long else -prices
+    ev = entry if long else -entry
+    # the factors, computed as the production stop computes them
+    if long:
+        f_act = 1 + sets.activation_pct / 100
+        h = 1 - sets.trailing_pct / 100
+        g = 1 + sets.min_move_pct / 100
+    else:
+        f_act = 1 - sets.activation_pct / 100
+        h = 1 + sets.trailing_pct / 100
+        g = 1 - sets.min_move_pct / 100
+    mta = sets.min_trail_abs
+    cq = sets.confirm_quotes
+
+    ext = float(sign * entry0)
+    # quotes that may activate or move a stop: a new extreme, or a new entry price
+    before = np.empty(m, dtype=np.float64)
+    before[0] = ext
+    if m > 1:
+        np.maximum.accumulate(v[:-1], out=before[1:])
+        np.maximum(before[1:], ext, out=before[1:])
+    interesting = v > before
+    interesting[0] = True
+    if m > 1:
+        interesting[1:] |= ev[1:] != ev[:-1]
+    where = np.flatnonzero(interesting)
+    # next_interesting[i]: first interesting index >= i (m if none)
+    nxt = np.full(m + 1, m, dtype=np.int64)
+    nxt[where] = where
+    nxt = np.minimum.accumulate(nxt[::-1])[::-1]
+
+    active = np.zeros(s, dtype=bool)
+    triggered = np.zeros(s, dtype=bool)
+    stop = np.full(s, np.nan)
+    breaches = np.zeros(s, dtype=np.int64)
+    hi = -np.inf  # the highest stop of a live, active set
+    out_q: list[int] = []
+    out_sets: list[I64] = []
+    out_action: list[int] = []
+    out_stop: list[F64] = []
+    out_ext: list[float] = []
+    live_count = s
+
+    i = 0
+    with np.errstate(all="ignore"):
+        while i < m:
+            x = float(v[i])
+            if not interesting[i] and not x <= hi:
+                # above every live stop: breaches reset, nothing else can happen
+                breaches[:] = 0
+                lim = int(nxt[i])
+                if hi == -np.inf:
+                    i = lim
+                    continue
+                step = 256
+                j = i
+                while j < lim:
+                    e = min(lim, j + step)
+                    w = v[j:e] <= hi
+                    k = int(w.argmax())
+                    if w[k]:
+                        e = j + k
+                        break
+                    j = e
+                    step *= 4
+                i = e if j < lim else lim
+                continue
+            if x > ext:
+                ext = x
+            live = ~triggered
+            was_active = live & active
+            # Python's min(a, b) is a unless b < a
+            c1 = ext * h
+            c2 = ext - mta
+            cand = np.where(c2 < c1, c2, c1)
+            armed = live & ~active
+            if armed.any():
+                armed &= ext >= float(ev[i]) * f_act
+            moved = was_active & (cand > stop) & (cand >= stop * g)
+            stop = np.where(moved | armed, cand, stop)
+            active |= armed
+            breached = was_active & (x <= stop)
+            breaches = np.where(was_active, np.where(breached, breaches + 1, 0), breaches)
+            trig = breached & ~moved & (breaches >= cq)
+            for mask, action in ((armed, ACTIVATE), (moved, UPDATE), (trig, TRIGGER)):
+                idx = np.flatnonzero(mask)
+                if len(idx):
+                    out_q.append(i)
+                    out_sets.append(idx)
+                    out_action.append(action)
+                    out_stop.append(stop[idx])
+                    out_ext.append(ext)
+            if trig.any():
+                triggered |= trig
+                live_count = s - int(triggered.sum())
+                if live_count == 0:
+                    break
+            on = active & ~triggered
+            hi = float(stop[on].max()) if on.any() else -np.inf
+            i += 1
+
+    if not out_q:
+        return Decisions.empty()
+    lens = [len(a) for a in out_sets]
+    q = np.repeat(np.asarray(out_q, dtype=np.int64), lens)
+    set_local = np.concatenate(out_sets)
+    action = np.repeat(np.asarray(out_action, dtype=np.int8), lens)
+    stops = np.concatenate(out_stop) * sign
+    exts = np.repeat(np.asarray(out_ext, dtype=np.float64), lens) * sign
+    return Decisions(q, sets.index[set_local], action, stops, exts)
