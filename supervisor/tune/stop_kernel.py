@@ -223,7 +223,7 @@ def run_segment(
     lens = [len(a) for a in out_sets]
     q = np.repeat(np.asarray(out_q, dtype=np.int64), lens)
     set_local = np.concatenate(out_sets)
-    action = np.repeat(np.asarray(out_action, dtype=np.int8), lens)
+    actions = np.repeat(np.asarray(out_action, dtype=np.int8), lens)
     stops = np.concatenate(out_stop) * sign
     exts = np.repeat(np.asarray(out_ext, dtype=np.float64), lens) * sign
-    return Decisions(q, sets.index[set_local], action, stops, exts)
+    return Decisions(q, sets.index[set_local], actions, stops, exts)
