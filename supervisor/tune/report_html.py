@@ -156,9 +156,10 @@ def frontier_svg(best: pl.DataFrame, w: int = 560, h: int = 380) -> str:
             FRONTIER, " ".join(f"{ax.px(xs[i]):.1f},{ax.py(ys[i]):.1f}" for i in front)
         )
     )
-    on_front = set(front)
-    for i in range(len(xs)):
-        color = FRONTIER if i in on_front else OTHER
+    on_front = {(xs[i], ys[i]) for i in front}
+    # the others first, so a frontier dot is never hidden under a set with the same figures
+    for i in sorted(range(len(xs)), key=lambda i: (xs[i], ys[i]) in on_front):
+        color = FRONTIER if (xs[i], ys[i]) in on_front else OTHER
         parts.append(
             f'<circle cx="{ax.px(xs[i]):.1f}" cy="{ax.py(ys[i]):.1f}" r="5" fill="{color}">'
             f"<title>set {sets[i]}: {xs[i]:.1f} whipsaws/100, {ys[i]:.3f} % giveback</title>"
@@ -189,7 +190,7 @@ def _downsample(t: F64, p: F64, buckets: int) -> tuple[F64, F64]:
     return t[ix], p[ix]
 
 
-def path_svg(path: PricePath, w: int = 1120, h: int = 420) -> str:
+def path_svg(path: PricePath, w: int = 1080, h: int = 400) -> str:
     t0 = float(path.times[0])
     stops = [(t, a, s) for t, a, s in path.decisions]
     lo = (
@@ -256,13 +257,31 @@ _TABLE_COLS = (
 )
 
 
-def _table(frame: pl.DataFrame, first: Sequence[str]) -> str:
-    cols = [c for c in (*first, *_TABLE_COLS) if c in frame.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+_LABELS = {
+    "whipsaws_per_100": "whipsaws /100",
+    "mean_giveback_pct": "giveback % mean",
+    "median_giveback_pct": "giveback % median",
+    "mean_saved_pct": "saved % mean",
+    "saved": "saved (money)",
+    "activation_pct": "activation %",
+    "trailing_pct": "trailing %",
+    "min_move_pct": "min move %",
+    "confirm_quotes": "confirm",
+    "max_spread_pct": "max spread %",
+    "min_trail_abs": "min trail",
+    "price_source": "price",
+}
+
+
+def _table(frame: pl.DataFrame, first: Sequence[str], skip: Sequence[str] = ()) -> str:
+    cols = [c for c in (*first, *_TABLE_COLS) if c in frame.columns and c not in skip]
+    head = "".join(f"<th>{html.escape(_LABELS.get(c, c))}</th>" for c in cols)
     body = []
     for row in frame.select(cols).iter_rows():
         body.append("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    rows = "".join(body)
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 _CSS = """
@@ -274,6 +293,7 @@ svg{background:#fff;border:1px solid #ddd}svg text{font-size:11px;fill:#444}
 svg text.axis{font-size:12px;fill:#222}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:3px 7px;
 text-align:right}th{background:#f0f0f0}tr:first-child td{font-weight:600}
+.scroll{overflow-x:auto;max-width:100%}th{font-weight:600;font-size:12px}
 .legend span{display:inline-block;margin-right:14px}
 .sw{display:inline-block;width:18px;height:4px;vertical-align:middle;margin-right:5px}
 """
@@ -310,10 +330,10 @@ def render(report: ReportInput) -> str:
 <p class="legend"><span><i class="sw" style="background:{FRONTIER}"></i>no set beats these on
 both</span><span><i class="sw" style="background:{CHOSEN}"></i>set #1</span></p>
 {frontier_svg(top)}</div>
-<div><h2>Set #1 per symbol</h2>{_table(report.per_symbol, ["symbol"])}</div>
+<div><h2>Set #1 per symbol</h2>{_table(report.per_symbol, ["symbol"], ["feasible"])}</div>
 </div>
+{path}
 <h2>Best sets</h2>
 {_table(top.head(report.top), keys)}
-{path}
 </body></html>
 """
