@@ -12,7 +12,8 @@ stop) to its close, its next flip, or the end of the recording.
 
 Quote columns are contiguous per segment: ``bid``/``ask``/``last`` (NaN for
 null — both make a price unusable, and the stop tells them apart only in its
-fault counters), ``t``, and the ``entry`` price and ``qty`` in force at each
+fault counters), ``t``, ``line`` (the line's number in the input, for
+replay's order), and the ``entry`` price and ``qty`` in force at each
 quote (a position update keeps the stop but changes the entry price its
 activation is measured from).
 """
@@ -34,8 +35,9 @@ from supervisor import json_codec
 from supervisor.tune.line_rules import LineParsers, replay_parsers
 
 F64 = npt.NDArray[np.float64]
+Row = tuple[float, float, float, float, float, float, float]
 
-COLUMNS = ("t", "bid", "ask", "last", "entry", "qty")
+COLUMNS = ("t", "bid", "ask", "last", "entry", "qty", "line")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ class _Open:
         self.qty = qty
         self.multiplier = mult
         self.opened_t = t
-        self.rows: list[tuple[float, float, float, float, float, float]] = []
+        self.rows: list[Row] = []
 
 
 def _num(x: float | None) -> float:
@@ -104,6 +106,44 @@ def _loads(raw: bytes | str) -> Any:
         return json.loads(raw)  # NaN / Infinity tokens, integers beyond 64 bits
 
 
+_GREEKS = frozenset(("delta", "gamma", "vega", "theta", "iv", "und_price"))
+
+
+def _quick_quote(obj: dict[str, Any]) -> tuple[str, float, float, float] | None:
+    """A quote ``json_codec.quote`` certainly accepts, read without building messages.
+
+    Only the common shape (a string id, float-or-null prices, float-or-null
+    Greeks) is taken here; anything else goes through the parser itself, so
+    what is a bad line is still replay's decision. A test holds the two equal.
+    """
+    qid = obj.get("id")
+    b = obj.get("bid")
+    a = obj.get("ask")
+    last = obj.get("last")
+    if type(qid) is not str or not qid:
+        return None
+    if b is None:
+        b = math.nan
+    elif type(b) is not float:
+        return None
+    if a is None:
+        a = math.nan
+    elif type(a) is not float:
+        return None
+    if last is None:
+        last = math.nan
+    elif type(last) is not float:
+        return None
+    g = obj.get("greeks")
+    if g is not None:
+        if type(g) is not dict:
+            return None
+        for k, v in g.items():
+            if k not in _GREEKS or not (v is None or type(v) is float):
+                return None
+    return qid, b, a, last
+
+
 def decode(
     lines: Iterable[bytes | str],
     parsers: LineParsers | None = None,
@@ -114,7 +154,7 @@ def decode(
     event_time = json_codec.event_time
     open_: dict[str, tuple[_Open, float]] = {}  # id -> (state, entry price the segment began at)
     legs: set[str] = set()
-    done: list[tuple[Segment, list[tuple[float, float, float, float, float, float]]]] = []
+    done: list[tuple[Segment, list[Row]]] = []
     last_t = -math.inf
     first_t = math.nan
     n = bad = 0
@@ -123,6 +163,8 @@ def decode(
         seg = Segment(o.id, o.symbol, o.long, entry0, o.multiplier, 0, 0, o.opened_t, end_t)
         done.append((seg, o.rows))
 
+    loads = _loads
+    quick = _quick_quote if parsers.get("quote") is json_codec.quote else None
     for raw in lines:
         n += 1
         if not raw.strip():
@@ -130,15 +172,28 @@ def decode(
             continue
         try:
             try:
-                obj = _loads(raw)
+                obj = loads(raw)
             except ValueError:
                 raise BadInput("not JSON") from None
-            if not isinstance(obj, dict):
+            if type(obj) is not dict:
                 raise BadInput("not a JSON object")
-            t = event_time(obj)
+            t = obj.get("t")
+            if type(t) is not float or t - t != 0:
+                t = event_time(obj)
             if t < last_t:
                 raise BadInput("goes back in time")
             kind = obj.get("type")
+            if kind == "quote" and quick is not None:
+                q = quick(obj)
+                if q is not None:
+                    last_t = t
+                    if first_t != first_t:
+                        first_t = t
+                    cur = open_.get(q[0])
+                    if cur is not None:
+                        o = cur[0]
+                        o.rows.append((t, q[1], q[2], q[3], o.entry, o.qty, n))
+                    continue
             parse = parsers.get(kind) if isinstance(kind, str) else None
             if parse is None:
                 raise BadInput("unknown type")
@@ -156,7 +211,7 @@ def decode(
             cur = open_.get(msg.id)
             if cur is not None:
                 o = cur[0]
-                o.rows.append((t, _num(msg.bid), _num(msg.ask), _num(msg.last), o.entry, o.qty))
+                o.rows.append((t, _num(msg.bid), _num(msg.ask), _num(msg.last), o.entry, o.qty, n))
         elif kind == "position":
             pid = msg.id
             strategy = obj.get("strategy")
@@ -202,7 +257,7 @@ def decode(
 
 
 def _lay_out(
-    done: list[tuple[Segment, list[tuple[float, float, float, float, float, float]]]],
+    done: list[tuple[Segment, list[Row]]],
     n: int,
     bad: int,
     legs: set[str],

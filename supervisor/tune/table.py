@@ -91,7 +91,8 @@ def summarize(
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
             dtype = pl.Int64 if all(isinstance(v, int) for v in vals) else pl.Float64
             params = params.with_columns(pl.Series(k, vals, dtype=dtype))
-    base_sym = params.join(pl.DataFrame({"symbol": list(symbols)}), how="cross")
+    sym_frame = pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String})
+    base_sym = params.join(sym_frame, how="cross")
     base_all = params.with_columns(pl.lit(ALL).alias("symbol"))
     per_sym = base_sym.join(_aggregate(trig, ["set", "symbol"]), on=["set", "symbol"], how="left")
     total = base_all.join(_aggregate(trig, ["set"]), on="set", how="left")

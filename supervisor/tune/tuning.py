@@ -44,7 +44,8 @@ class TuneResult:
         if d is None:
             raise ValueError("run tune with keep_decisions=True")
         mine = np.flatnonzero(d.set == set_index)
-        mine = mine[np.lexsort((d.action[mine], d.quote[mine]))]
+        line = self.decoded.columns["line"]
+        mine = mine[np.lexsort((d.action[mine], line[d.quote[mine]]))]
         times = self.decoded.columns["t"]
         segs = self.decoded.segments
         return [
