@@ -1,4 +1,4 @@
-"""The vectorised stop equals the production ``TrailingStop``, decision for decision, bit for bit."""
+"""The vectorised stop equals the production ``TrailingStop``, decision for decision."""
 
 from __future__ import annotations
 
