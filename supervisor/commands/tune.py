@@ -47,7 +47,9 @@ def _read_config(path: str, err: TextIO) -> dict[str, Any] | None:
     return data
 
 
-def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     from supervisor.record import iter_events
     from supervisor.tune.grid import GridError, load_grid
     from supervisor.tune.table import best
