@@ -295,7 +295,8 @@ table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;paddi
 text-align:right}th{background:#f0f0f0}tr:first-child td{font-weight:600}
 .scroll{overflow-x:auto;max-width:100%}th{font-weight:600;font-size:12px}
 .legend span{display:inline-block;margin-right:14px}
-.sw{display:inline-block;width:18px;height:4px;vertical-align:middle;margin-right:5px}
+.sw{display:inline-block;width:18px;height:4px;vertical-align:middle;margin-right:5px;
+opacity:.8}
 """
 
 
