@@ -163,6 +163,7 @@ def run_task(
     trig_parts: list[Triggers] = []
     dec_parts: list[AllDecisions] = []
     subset = np.arange(*task.sets, dtype=np.int64)
+    groups_of: dict[str, list[tuple[PriceSource, float | None, SetArrays]]] = {}
     for si in task.segments:
         seg = segments[si]
         if seg.stop == seg.start:
@@ -170,7 +171,10 @@ def run_task(
         sl = slice(seg.start, seg.stop)
         bid, ask, last = columns["bid"][sl], columns["ask"][sl], columns["last"][sl]
         times, entry, qty = columns["t"][sl], columns["entry"][sl], columns["qty"][sl]
-        for source, cap, sets in params[seg.symbol].groups(subset):
+        groups = groups_of.get(seg.symbol)
+        if groups is None:
+            groups = groups_of[seg.symbol] = params[seg.symbol].groups(subset)
+        for source, cap, sets in groups:
             ref, ok = reference_prices(
                 bid, ask, last, long=seg.long, source=source, max_spread_pct=cap
             )

@@ -201,6 +201,9 @@ def run_segment(
             breached = was_active & (x <= stop)
             breaches = np.where(was_active, np.where(breached, breaches + 1, 0), breaches)
             trig = breached & ~moved & (breaches >= cq)
+            if not (armed | moved | trig).any():  # most quotes: a breach counted, or nothing
+                i += 1  # no stop moved and none fired: ``hi`` is unchanged
+                continue
             for mask, action in ((armed, ACTIVATE), (moved, UPDATE), (trig, TRIGGER)):
                 idx = np.flatnonzero(mask)
                 if len(idx):
