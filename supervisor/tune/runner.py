@@ -1,12 +1,14 @@
 """Every parameter set over every segment, on all cores.
 
-The decoded columns are written once as ``.npy`` files that each worker maps
-read-only (one copy in the page cache, whatever the number of processes).
-Work is cut into tasks of whole segments — and, when one position holds a
-large share of the quotes, also into slices of the sets — handed out to a
-``spawn`` pool (no fork of a threaded process) while the parent draws a
-progress bar. Within a task, sets sharing a reference price series run
-together in :func:`stop_kernel.run_segment`.
+Workers share the decoded columns without copying them: a single-threaded
+parent forks and the workers inherit them (copy-on-write, never written);
+otherwise (another thread is running, or no ``fork``) the columns are written
+once as ``.npy`` files that each ``spawn``-ed worker maps read-only. Work is
+cut into tasks of whole segments — and, when one position holds a large share
+of the quotes, also into slices of the sets — handed out to the pool while the
+parent draws a progress bar (its refresh thread starts after the fork). Within
+a task, sets sharing a reference price series run together in
+:func:`stop_kernel.run_segment`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
@@ -286,6 +289,11 @@ def _work(task: Task) -> tuple[Task, Triggers, AllDecisions | None]:
     return task, trig, decs
 
 
+def _can_fork() -> bool:
+    """Fork only where it is cheap and safe: POSIX, and no other thread holding a lock."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
 Advance = Callable[[int], None]
 
 
@@ -336,23 +344,42 @@ def run_all(
                 decs.append(d)
             advance(task.quotes * (task.sets[1] - task.sets[0]))
 
-    with ctx:
-        if workers == 1 or len(tasks) <= 1:
+    if workers == 1 or len(tasks) <= 1:
+        with ctx:
             cols = decoded.columns
             take(
                 (t, *run_task(cols, decoded.segments, params, t, horizon_s, keep_decisions))
                 for t in tasks
             )
-        else:
-            with tempfile.TemporaryDirectory(prefix="tune-") as tmp:
-                dec.save(decoded, Path(tmp))
-                mp = multiprocessing.get_context("spawn")
-                with mp.Pool(
+    elif _can_fork():
+        # a single-threaded parent forks safely: workers inherit the columns, no copy.
+        # The pool forks its workers before the progress bar starts its thread.
+        _WORKER.update(
+            columns=decoded.columns,
+            segments=decoded.segments,
+            params=params,
+            horizon_s=horizon_s,
+            keep=keep_decisions,
+        )
+        try:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+                with ctx:
+                    take(pool.imap_unordered(_work, tasks))
+        finally:
+            _WORKER.clear()
+    else:
+        with tempfile.TemporaryDirectory(prefix="tune-") as tmp:
+            dec.save(decoded, Path(tmp))
+            mp = multiprocessing.get_context("spawn")
+            with (
+                mp.Pool(
                     min(workers, len(tasks)),
                     initializer=_init_worker,
                     initargs=(tmp, decoded.segments, params, horizon_s, keep_decisions),
-                ) as pool:
-                    take(pool.imap_unordered(_work, tasks))
+                ) as pool,
+                ctx,
+            ):
+                take(pool.imap_unordered(_work, tasks))
     t_all = Triggers.concat(trig)
     order = np.lexsort((t_all.quote, t_all.set))  # the same bytes whatever the worker order
     t_all = Triggers(*(getattr(t_all, f.name)[order] for f in fields(Triggers)))
