@@ -362,9 +362,9 @@ def run_all(
             keep=keep_decisions,
         )
         try:
-            with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
-                with ctx:
-                    take(pool.imap_unordered(_work, tasks))
+            mp = multiprocessing.get_context("fork")
+            with mp.Pool(min(workers, len(tasks))) as pool, ctx:
+                take(pool.imap_unordered(_work, tasks))
         finally:
             _WORKER.clear()
     else:

@@ -10,6 +10,7 @@ import pytest
 
 from supervisor.commands.cli import main
 from supervisor.record import Recorder
+from supervisor.tune import runner
 
 T0 = 1796601600.0  # 2026-12-07 00:00 UTC
 
@@ -87,13 +88,21 @@ def test_tune_writes_the_table_and_the_report(
     assert "6 sets" in printed.out and "report:" in printed.out
 
 
-def test_one_process_and_many_give_the_same_table(tmp_path: Path, recording: list[Path]) -> None:
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_one_process_and_many_give_the_same_table(
+    tmp_path: Path, recording: list[Path], monkeypatch: pytest.MonkeyPatch, start: str
+) -> None:
     code1, out1 = run_tune(tmp_path / "a", recording, "--workers", "1")
+    if start == "spawn":  # as when another thread runs in the parent
+        monkeypatch.setattr(runner, "_can_fork", lambda: False)
     code2, out2 = run_tune(tmp_path / "b", recording, "--workers", "2")
     assert code1 == code2 == 0
     a = pl.read_parquet(out1 / "sets.parquet")
     b = pl.read_parquet(out2 / "sets.parquet")
     assert a.equals(b)
+    assert pl.read_parquet(out1 / "triggers.parquet").equals(
+        pl.read_parquet(out2 / "triggers.parquet")
+    )
 
 
 def test_a_bad_grid_is_refused_naming_the_key(
