@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -69,6 +70,13 @@ def production_triggers(decoded: Decoded, params: Any) -> list[tuple[int, float,
     return out
 
 
+def cpu() -> float:
+    """CPU seconds of this process and its finished children (the pool's workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f} s (min {min(xs):.2f}, max {max(xs):.2f})"
 
@@ -93,15 +101,23 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"{rec.name}: {rec.stat().st_size / 1e6:.1f} MB, {n_sets} sets, {cores} cores")
 
-    runs: dict[str, list[float]] = {"read": [], "decode": [], "stops": [], "total": []}
+    runs: dict[str, list[float]] = {
+        "read": [],
+        "decode": [],
+        "stops": [],
+        "total": [],
+        "cpu": [],
+    }
     one_core: list[float] = []
     result = None
     for _ in range(a.repeat):
+        c0 = cpu()
         t0 = time.perf_counter()
         lines = [line for _, _, line in iter_events([rec], progress=False)]
         t1 = time.perf_counter()
         result = tune({}, grid, lines, workers=cores, progress=False)
         t2 = time.perf_counter()
+        runs["cpu"].append(cpu() - c0)
         runs["read"].append(t1 - t0)
         runs["decode"].append(result.seconds["decode"])
         runs["stops"].append(result.seconds["stops"])
@@ -116,12 +132,15 @@ def main() -> None:
     # (b) the production stop, one set at a time, on a sample of the sets
     combos = result.combos
     picks = [round(i * (n_sets - 1) / max(1, a.sample - 1)) for i in range(a.sample)]
-    per_set = []
+    per_set: list[float] = []
+    per_set_cpu: list[float] = []
     for k in picks:
         params = apply({}, combos[k]).stop_params("any")
         t = time.perf_counter()
+        c = time.process_time()
         want = production_triggers(result.decoded, params)
         per_set.append(time.perf_counter() - t)
+        per_set_cpu.append(time.process_time() - c)
         mine = result.triggers.set == k
         got = list(
             zip(
@@ -164,6 +183,11 @@ def main() -> None:
         "ratio_total": baseline / total,
         "target_met": total <= 60 and not math.isnan(total),
     }
+    cpu_all = statistics.median(per_set_cpu) * n_sets
+    print(f"CPU seconds (robust to a shared machine): tune {spread(runs['cpu'])} in all, "
+          f"production per set {cpu_all:.0f} s for {n_sets} sets: {cpu_all / statistics.median(runs['cpu']):.0f}x")  # fmt: skip
+    out["tune_cpu_s"] = runs["cpu"]
+    out["production_per_set_cpu_s"] = per_set_cpu
     (RESULTS / "tune.json").write_text(json.dumps(out, indent=2))
     print(f"results: {RESULTS / 'tune.json'}")
 

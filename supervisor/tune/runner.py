@@ -362,8 +362,8 @@ def run_all(
             keep=keep_decisions,
         )
         try:
-            mp = multiprocessing.get_context("fork")
-            with mp.Pool(min(workers, len(tasks))) as pool, ctx:
+            forking = multiprocessing.get_context("fork")
+            with forking.Pool(min(workers, len(tasks))) as pool, ctx:
                 take(pool.imap_unordered(_work, tasks))
         finally:
             _WORKER.clear()

@@ -25,6 +25,7 @@ Pure: arrays in, arrays out; no threads, no I/O.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,27 +153,36 @@ def run_segment(
     triggered = np.zeros(s, dtype=bool)
     stop = np.full(s, np.nan)
     breaches = np.zeros(s, dtype=np.int64)
+    # kept up to date on every event, so a quiet quote touches as few arrays as possible
+    live_active = np.zeros(s, dtype=bool)  # active and not triggered: the sets that can breach
+    live_idle = np.ones(s, dtype=bool)  # not active and not triggered: the sets that can arm
+    any_active = False
+    any_idle = True
     hi = -np.inf  # the highest stop of a live, active set
+    cand = np.zeros(s)
+    cand_ext = math.nan  # the extreme ``cand`` was computed for
     out_q: list[int] = []
     out_sets: list[I64] = []
     out_action: list[int] = []
     out_stop: list[F64] = []
     out_ext: list[float] = []
-    live_count = s
 
     i = 0
     with np.errstate(all="ignore"):
         while i < m:
             x = float(v[i])
-            if not interesting[i] and not x <= hi:
+            new_level = bool(interesting[i])
+            if not new_level and not x <= hi:
                 # above every live stop: breaches reset, nothing else can happen
-                breaches[:] = 0
+                if any_active:
+                    breaches[:] = 0
                 lim = int(nxt[i])
                 if hi == -np.inf:
                     i = lim
                     continue
                 step = 256
                 j = i
+                e = lim
                 while j < lim:
                     e = min(lim, j + step)
                     w = v[j:e] <= hi
@@ -184,41 +194,59 @@ def run_segment(
                     step *= 4
                 i = e if j < lim else lim
                 continue
-            if x > ext:
-                ext = x
-            live = ~triggered
-            was_active = live & active
-            # Python's min(a, b) is a unless b < a
-            c1 = ext * h
-            c2 = ext - mta
-            cand = np.where(c2 < c1, c2, c1)
-            armed = live & ~active
-            if armed.any():
-                armed &= ext >= float(ev[i]) * f_act
-            moved = was_active & (cand > stop) & (cand >= stop * g)
-            stop = np.where(moved | armed, cand, stop)
-            active |= armed
-            breached = was_active & (x <= stop)
-            breaches = np.where(was_active, np.where(breached, breaches + 1, 0), breaches)
-            trig = breached & ~moved & (breaches >= cq)
-            if not (armed | moved | trig).any():  # most quotes: a breach counted, or nothing
+            armed = moved = None
+            if new_level:
+                if x > ext:
+                    ext = x
+                if ext != cand_ext:
+                    # Python's min(a, b) is a unless b < a
+                    c1 = ext * h
+                    c2 = ext - mta
+                    cand = np.where(c2 < c1, c2, c1)
+                    cand_ext = ext
+                if any_idle:
+                    armed = live_idle & (ext >= float(ev[i]) * f_act)
+                    if not armed.any():
+                        armed = None
+                if any_active:
+                    moved = live_active & (cand > stop) & (cand >= stop * g)
+                    if moved.any():
+                        stop = np.where(moved, cand, stop)
+                    else:
+                        moved = None
+            trig = None
+            if any_active:
+                breached = live_active & (x <= stop)
+                breaches = np.where(breached, breaches + 1, 0)
+                trig = breached & (breaches >= cq)
+                if moved is not None:
+                    trig &= ~moved
+                if not trig.any():
+                    trig = None
+            if armed is None and moved is None and trig is None:
                 i += 1  # no stop moved and none fired: ``hi`` is unchanged
                 continue
+            if armed is not None:
+                stop = np.where(armed, cand, stop)
             for mask, action in ((armed, ACTIVATE), (moved, UPDATE), (trig, TRIGGER)):
-                idx = np.flatnonzero(mask)
-                if len(idx):
+                if mask is not None:
+                    idx = np.flatnonzero(mask)
                     out_q.append(i)
                     out_sets.append(idx)
                     out_action.append(action)
                     out_stop.append(stop[idx])
                     out_ext.append(ext)
-            if trig.any():
+            if armed is not None:
+                active |= armed
+            if trig is not None:
                 triggered |= trig
-                live_count = s - int(triggered.sum())
-                if live_count == 0:
+                if triggered.all():
                     break
-            on = active & ~triggered
-            hi = float(stop[on].max()) if on.any() else -np.inf
+            live_active = active & ~triggered
+            live_idle = ~active & ~triggered
+            any_active = bool(live_active.any())
+            any_idle = bool(live_idle.any())
+            hi = float(stop[live_active].max()) if any_active else -np.inf
             i += 1
 
     if not out_q:
