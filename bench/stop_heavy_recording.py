@@ -33,6 +33,7 @@ def generate(path: Path, quotes: int = 1_000_000, positions: int = 200, seed: in
     lives = 5  # each slot opens, runs and closes this many positions in turn
     per_life = max(1, quotes // (positions * lives))
     n = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
     cctx = zstandard.ZstdCompressor(level=3)
     with open(path, "wb") as raw, cctx.stream_writer(raw) as out:
         t = T0

@@ -119,4 +119,11 @@ def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None
 def _wide() -> Any:
     import polars as pl
 
-    return pl.Config(tbl_rows=100, tbl_cols=30, tbl_hide_dataframe_shape=True, tbl_width_chars=160)
+    return pl.Config(
+        tbl_rows=100,
+        tbl_cols=30,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_width_chars=160,
+        float_precision=3,
+    )

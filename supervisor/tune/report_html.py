@@ -292,7 +292,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 svg{background:#fff;border:1px solid #ddd}svg text{font-size:11px;fill:#444}
 svg text.axis{font-size:12px;fill:#222}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:3px 7px;
-text-align:right}th{background:#f0f0f0}tr:first-child td{font-weight:600}
+text-align:right}th{background:#f0f0f0}.best tr:first-child td{font-weight:600}
 .scroll{overflow-x:auto;max-width:100%}th{font-weight:600;font-size:12px}
 .legend span{display:inline-block;margin-right:14px}
 .sw{display:inline-block;width:18px;height:4px;vertical-align:middle;margin-right:5px;
@@ -326,15 +326,14 @@ def render(report: ReportInput) -> str:
 <h1>{html.escape(report.title)}</h1>
 <p class="facts">Ranked by: {html.escape(report.objective)}. Horizon {report.horizon_s:g} s.</p>
 <ul class="facts">{facts}</ul>
-<div class="row">
-<div><h2>Frontier: giveback against whipsaws</h2>
+<h2>Frontier: giveback against whipsaws</h2>
 <p class="legend"><span><i class="sw" style="background:{FRONTIER}"></i>no set beats these on
 both</span><span><i class="sw" style="background:{CHOSEN}"></i>set #1</span></p>
-{frontier_svg(top)}</div>
-<div><h2>Set #1 per symbol</h2>{_table(report.per_symbol, ["symbol"], ["feasible"])}</div>
-</div>
+{frontier_svg(top)}
 {path}
 <h2>Best sets</h2>
-{_table(top.head(report.top), keys)}
+<div class="best">{_table(top.head(report.top), keys)}</div>
+<h2>Set #1 per symbol</h2>
+{_table(report.per_symbol, ["symbol"], ["feasible"])}
 </body></html>
 """
