@@ -381,10 +381,12 @@ def run_all(
             ):
                 take(pool.imap_unordered(_work, tasks))
     t_all = Triggers.concat(trig)
-    order = np.lexsort((t_all.quote, t_all.set))  # the same bytes whatever the worker order
+    line = decoded.columns["line"]
+    # replay's order within each set, and the same bytes whatever the worker order
+    order = np.lexsort((line[t_all.quote], t_all.set))
     t_all = Triggers(*(getattr(t_all, f.name)[order] for f in fields(Triggers)))
     if not keep_decisions:
         return t_all, None
     d_all = AllDecisions.concat(decs)
-    order = np.lexsort((d_all.action, d_all.quote, d_all.set))
+    order = np.lexsort((d_all.action, line[d_all.quote], d_all.set))
     return t_all, AllDecisions(*(getattr(d_all, f.name)[order] for f in fields(AllDecisions)))
