@@ -99,11 +99,8 @@ def _num(x: float | None) -> float:
     return math.nan if x is None else x
 
 
-def _loads(raw: bytes | str) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)  # NaN / Infinity tokens, integers beyond 64 bits
+_BIG = 9.2e18
+"""Below 2**63: a float orjson read here was not an integer it turned into a float."""
 
 
 _GREEKS = frozenset(("delta", "gamma", "vega", "theta", "iv", "und_price"))
@@ -113,7 +110,8 @@ def _quick_quote(obj: dict[str, Any]) -> tuple[str, float, float, float] | None:
     """A quote ``json_codec.quote`` certainly accepts, read without building messages.
 
     Only the common shape (a string id, float-or-null prices, float-or-null
-    Greeks) is taken here; anything else goes through the parser itself, so
+    Greeks, none of them beyond 2**63, where orjson may have read an integer
+    as a float) is taken here; anything else goes through the parser itself, so
     what is a bad line is still replay's decision. A test holds the two equal.
     """
     qid = obj.get("id")
@@ -124,22 +122,22 @@ def _quick_quote(obj: dict[str, Any]) -> tuple[str, float, float, float] | None:
         return None
     if b is None:
         b = math.nan
-    elif type(b) is not float:
+    elif type(b) is not float or not -_BIG < b < _BIG:
         return None
     if a is None:
         a = math.nan
-    elif type(a) is not float:
+    elif type(a) is not float or not -_BIG < a < _BIG:
         return None
     if last is None:
         last = math.nan
-    elif type(last) is not float:
+    elif type(last) is not float or not -_BIG < last < _BIG:
         return None
     g = obj.get("greeks")
     if g is not None:
         if type(g) is not dict:
             return None
         for k, v in g.items():
-            if k not in _GREEKS or not (v is None or type(v) is float):
+            if k not in _GREEKS or not (v is None or (type(v) is float and -_BIG < v < _BIG)):
                 return None
     return qid, b, a, last
 
@@ -163,37 +161,47 @@ def decode(
         seg = Segment(o.id, o.symbol, o.long, entry0, o.multiplier, 0, 0, o.opened_t, end_t)
         done.append((seg, o.rows))
 
-    loads = _loads
     quick = _quick_quote if parsers.get("quote") is json_codec.quote else None
+    fast_loads = orjson.loads
+    slow_loads = json.loads
     for raw in lines:
         n += 1
         if not raw.strip():
             n -= 1
             continue
         try:
+            if quick is not None:
+                # the common quote, read by orjson and checked in place; any other
+                # line is read by Python's json below, exactly as replay reads it
+                try:
+                    obj = fast_loads(raw)
+                except orjson.JSONDecodeError:
+                    obj = None
+                if type(obj) is dict and obj.get("type") == "quote":
+                    qt = obj.get("t")
+                    q = quick(obj) if type(qt) is float and -_BIG < qt < _BIG else None
+                    if q is not None:
+                        t = qt
+                        if t < last_t:
+                            raise BadInput("goes back in time")
+                        last_t = t
+                        if first_t != first_t:
+                            first_t = t
+                        cur = open_.get(q[0])
+                        if cur is not None:
+                            o = cur[0]
+                            o.rows.append((t, q[1], q[2], q[3], o.entry, o.qty, n))
+                        continue
             try:
-                obj = loads(raw)
+                obj = slow_loads(raw)
             except ValueError:
                 raise BadInput("not JSON") from None
-            if type(obj) is not dict:
+            if not isinstance(obj, dict):
                 raise BadInput("not a JSON object")
-            t = obj.get("t")
-            if type(t) is not float or t - t != 0:
-                t = event_time(obj)
+            t = event_time(obj)
             if t < last_t:
                 raise BadInput("goes back in time")
             kind = obj.get("type")
-            if kind == "quote" and quick is not None:
-                q = quick(obj)
-                if q is not None:
-                    last_t = t
-                    if first_t != first_t:
-                        first_t = t
-                    cur = open_.get(q[0])
-                    if cur is not None:
-                        o = cur[0]
-                        o.rows.append((t, q[1], q[2], q[3], o.entry, o.qty, n))
-                    continue
             parse = parsers.get(kind) if isinstance(kind, str) else None
             if parse is None:
                 raise BadInput("unknown type")

@@ -119,3 +119,21 @@ def test_a_strategy_leg_has_no_per_leg_stop() -> None:
     )
     assert [(s.id, s.stop - s.start, s.end_t) for s in d.segments] == [("A", 1, 3)]
     assert d.strategy_legs == {"A", "B"}
+
+
+def test_lines_orjson_reads_differently_are_read_as_replay_reads_them() -> None:
+    big = 123456789012345678901234  # beyond 64 bits: orjson would make it a float
+    d = decode(
+        [
+            *lines(pos(1, 10, pid=str(big))),
+            f'{{"t": 2, "type": "quote", "id": {big}, "bid": 101.5, "ask": null}}'.encode(),
+            f'{{"t": 3, "type": "quote", "id": "{big}", "bid": {big}, "ask": null}}'.encode(),
+            b'{"t": 4, "type": "quote", "id": "%d", "bid": NaN, "ask": 1e400}' % big,
+            b'\xef\xbb\xbf{"t": 5, "type": "quote", "id": "%d", "bid": 102.0}' % big,
+        ]
+    )
+    assert d.bad_lines == 0
+    seg = d.segments[0]
+    bids = d.columns["bid"][seg.start : seg.stop].tolist()
+    assert bids[0] == 101.5 and bids[1] == float(big) and math.isnan(bids[2]) and bids[3] == 102.0
+    assert d.columns["ask"][seg.start + 2] == math.inf
