@@ -179,8 +179,10 @@ def decode(
                     obj = None
                 if type(obj) is dict and obj.get("type") == "quote":
                     qt = obj.get("t")
-                    q = quick(obj) if type(qt) is float and -_BIG < qt < _BIG else None
-                    if q is not None:
+                    q = None
+                    if isinstance(qt, float) and -_BIG < qt < _BIG:
+                        q = quick(obj)
+                    if q is not None and isinstance(qt, float):
                         t = qt
                         if t < last_t:
                             raise BadInput("goes back in time")
