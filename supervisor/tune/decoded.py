@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,6 @@ from supervisor import json_codec
 from supervisor.tune.line_rules import LineParsers, replay_parsers
 
 F64 = npt.NDArray[np.float64]
-Row = tuple[float, float, float, float, float, float, float]
 
 COLUMNS = ("t", "bid", "ask", "last", "entry", "qty", "line")
 
@@ -92,7 +92,7 @@ class _Open:
         self.qty = qty
         self.multiplier = mult
         self.opened_t = t
-        self.rows: list[Row] = []
+        self.rows = array("d")  # seven doubles a quote: 56 bytes, not a tuple of objects
 
 
 def _num(x: float | None) -> float:
@@ -152,7 +152,7 @@ def decode(
     event_time = json_codec.event_time
     open_: dict[str, tuple[_Open, float]] = {}  # id -> (state, entry price the segment began at)
     legs: set[str] = set()
-    done: list[tuple[Segment, list[Row]]] = []
+    done: list[tuple[Segment, array[float]]] = []
     last_t = -math.inf
     first_t = math.nan
     n = bad = 0
@@ -192,7 +192,7 @@ def decode(
                         cur = open_.get(q[0])
                         if cur is not None:
                             o = cur[0]
-                            o.rows.append((t, q[1], q[2], q[3], o.entry, o.qty, n))
+                            o.rows.extend((t, q[1], q[2], q[3], o.entry, o.qty, n))
                         continue
             try:
                 obj = slow_loads(raw)
@@ -221,7 +221,7 @@ def decode(
             cur = open_.get(msg.id)
             if cur is not None:
                 o = cur[0]
-                o.rows.append((t, _num(msg.bid), _num(msg.ask), _num(msg.last), o.entry, o.qty, n))
+                o.rows.extend((t, _num(msg.bid), _num(msg.ask), _num(msg.last), o.entry, o.qty, n))
         elif kind == "position":
             pid = msg.id
             strategy = obj.get("strategy")
@@ -267,21 +267,22 @@ def decode(
 
 
 def _lay_out(
-    done: list[tuple[Segment, list[Row]]],
+    done: list[tuple[Segment, array[float]]],
     n: int,
     bad: int,
     legs: set[str],
     first_t: float,
     last_t: float,
 ) -> Decoded:
-    total = sum(len(rows) for _, rows in done)
+    width = len(COLUMNS)
+    total = sum(len(rows) // width for _, rows in done)
     cols = np.empty((total, len(COLUMNS)), dtype=np.float64)
     segments = []
     at = 0
     for seg, rows in done:
-        k = len(rows)
+        k = len(rows) // width
         if k:
-            cols[at : at + k] = rows
+            cols[at : at + k] = np.frombuffer(rows, dtype=np.float64).reshape(k, width)
         segments.append(
             Segment(
                 seg.id,
