@@ -105,3 +105,31 @@ def test_text_lines_and_a_forced_progress_bar(
     got = list(iter_text_lines([path], progress=True))
     assert got[:2] == [x.decode() for x in lines(2, "a")]
     assert got[2] == "\ufffd\ufffd"  # not UTF-8: passed on for the parser to refuse
+
+
+def test_the_progress_bar_is_drawn_only_for_a_terminal_and_a_long_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from contextlib import nullcontext
+
+    from supervisor.record import reader
+
+    class Tty:
+        def __init__(self, tty: bool) -> None:
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+        def write(self, s: str) -> int:
+            return len(s)
+
+        def flush(self) -> None:
+            pass
+
+    big = reader.PROGRESS_MIN_BYTES
+    monkeypatch.setattr(reader.sys, "stderr", Tty(False))
+    assert isinstance(reader._progress(big * 10, None)[0], nullcontext)
+    monkeypatch.setattr(reader.sys, "stderr", Tty(True))
+    assert isinstance(reader._progress(big - 1, None)[0], nullcontext)
+    assert not isinstance(reader._progress(big, None)[0], nullcontext)
