@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("events", help="JSON lines, one event a line")
     rp.set_defaults(func=_replay)
 
+    from supervisor.commands.tune import add_parser as add_tune
+
+    add_tune(sub)
+
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("file")
     c.set_defaults(func=_check_config)
