@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
 from actors.messages import (
@@ -39,6 +39,26 @@ from supervisor.config import Config
 from supervisor.core.gate import Gate
 
 Line = dict[str, Any]
+
+
+Parse = Callable[[Line, float], Any]
+
+#: Replay's parser for each line ``type`` (``tune`` judges lines by the same rules).
+#: A ``position`` line is further checked against the strategy rules, which need
+#: the topology's state (see :meth:`Replay._parse_position`).
+PARSERS: Mapping[str, Parse] = {
+    "position": json_codec.position,
+    "quote": json_codec.quote,
+    "close": lambda o, t: (t, json_codec.position_id(o)),
+    "account": json_codec.account,
+    "pnl": json_codec.pnl,
+    "market": json_codec.market,
+    "failure": json_codec.failure,
+    "success": json_codec.success,
+    "admin": json_codec.admin,
+    "heartbeat": json_codec.heartbeat,
+    "check": json_codec.check,
+}
 
 
 def _dumps(obj: Line) -> str:
@@ -67,18 +87,22 @@ class Replay:
         self.gate = Gate(self.topology.portfolio, self.topology.breaker, margin=config.gate.margin)
         self.last_t = -math.inf
         self.bad_lines = 0
-        self._handlers: dict[str, tuple[Callable[[Line, float], Any], Callable[[Any], Any]]] = {
-            "position": (self._parse_position, self._position),
-            "quote": (json_codec.quote, self._quote),
-            "close": (lambda o, t: (t, json_codec.position_id(o)), self._close),
-            "account": (json_codec.account, self.topology.account),
-            "pnl": (json_codec.pnl, self.topology.pnl),
-            "market": (json_codec.market, self.topology.market),
-            "failure": (json_codec.failure, self.topology.failure),
-            "success": (json_codec.success, self.topology.success),
-            "admin": (json_codec.admin, self._admin),
-            "heartbeat": (json_codec.heartbeat, self.topology.heartbeat),
-            "check": (json_codec.check, self._check),
+        deliver: dict[str, Callable[[Any], Any]] = {
+            "position": self._position,
+            "quote": self._quote,
+            "close": self._close,
+            "account": self.topology.account,
+            "pnl": self.topology.pnl,
+            "market": self.topology.market,
+            "failure": self.topology.failure,
+            "success": self.topology.success,
+            "admin": self._admin,
+            "heartbeat": self.topology.heartbeat,
+            "check": self._check,
+        }
+        self._handlers: dict[str, tuple[Parse, Callable[[Any], Any]]] = {
+            kind: (self._parse_position if kind == "position" else parse, deliver[kind])
+            for kind, parse in PARSERS.items()
         }
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ Tune must call a line bad exactly when replay does, since a good line of any
 type moves replay's clock and a line behind that clock is bad. The parsers
 live in :mod:`supervisor.commands.replay`; this module is the one place that
 reaches for them. ``PARSERS`` (a public mapping ``type -> parse(obj, t)``) is
-used when replay exports it; until then its handler table is read.
+is replay's own table.
 """
 
 from __future__ import annotations
@@ -19,8 +19,4 @@ LineParsers = Mapping[str, Parse]
 def replay_parsers() -> LineParsers:
     from supervisor.commands import replay
 
-    exported = getattr(replay, "PARSERS", None)
-    if isinstance(exported, Mapping):
-        return exported
-    handlers: Mapping[str, Any] = replay.Replay._handlers
-    return {kind: h.parse for kind, h in handlers.items()}
+    return replay.PARSERS
