@@ -29,7 +29,7 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Security
@@ -293,7 +293,7 @@ class WriteGuard:
         )
 
         def require_token(
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+            credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
         ) -> None:
             # Header values reach us decoded as latin-1; back to the bytes sent,
             # so compare_digest never sees a non-ASCII str (it raises on those).

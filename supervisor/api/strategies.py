@@ -151,7 +151,7 @@ def router(
         response_model=list[StrategyOut],
         responses=reads,
     )
-    path = "/v1/strategies/{id}"
+    path = "/v1/strategies/{id:path}"  # an id may hold a "/"
     r.add_api_route(
         path,
         put_strategy,

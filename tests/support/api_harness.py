@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from fake_daemon import FakeDaemon
+from fake_daemon import FakeClock, FakeDaemon
 from real_daemon_port import RealDaemonPort
 
 from actors.messages import Contract, PositionUpdate, Quote, SecType
@@ -93,6 +93,13 @@ class Harness:
                 )
             )
         )
+
+    def tick(self) -> None:
+        """Let event time move on (the fake's clock stands still unless told)."""
+        if isinstance(self.port, FakeDaemon) and isinstance(self.port.clock, FakeClock):
+            self.port.clock.advance(1.0)
+        else:
+            time.sleep(0.002)
 
     def breaker_state(self) -> str:
         state: str = self.http.get("/v1/state").json()["breaker"]["state"]

@@ -344,6 +344,10 @@ class FakeDaemon:
 
     # ---------------------------------------------------------------- extras
 
+    def note(self, kind: str, payload: Mapping[str, Any], position_id: str | None = None) -> None:
+        """A journal row as the daemon would write for something the API did not ask."""
+        self._journal(self.clock(), kind, payload, position_id)
+
     def with_strategy(self, status: StrategyStatus) -> None:
         self.declared[status.id] = status
 

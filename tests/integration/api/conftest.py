@@ -19,8 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
 from api_harness import TOKEN, Harness, harness
 from real_daemon_port import missing
 
-pytestmark = pytest.mark.e2e
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
