@@ -21,6 +21,7 @@ from supervisor.api.json_body import (
     only_fields,
     read_object,
     text_field,
+    whole_number,
 )
 from supervisor.api.port import Port
 from supervisor.api.responses import Problem, SafeJSONResponse
@@ -48,14 +49,14 @@ async def failure(request: Request, daemon: Port) -> Response:
     """Report a systemic failure to the circuit breaker (counted asynchronously)."""
     obj = await read_object(request, required=True)
     text_field(obj, "detail", default="", max_chars=MAX_DETAIL_CHARS, non_empty=False)
+    if isinstance(obj.get("code"), int | float):  # bounded (and 201.0 as 201) before parsing
+        obj["code"] = whole_number(obj, "code", *IB_CODE_RANGE)
     try:
         f = json_codec.failure(obj, daemon.clock())
     except json_codec.BadInput as exc:
         raise Problem(422, str(exc)) from None
     if f.kind.internal:
         raise Problem(422, f"kind: {f.kind.value} is raised by the supervisor only")
-    if f.code is not None and not IB_CODE_RANGE[0] <= f.code <= IB_CODE_RANGE[1]:
-        raise Problem(422, f"code: an IB error code is a 32-bit integer, got {f.code}")
     await run_in_threadpool(daemon.failure, f.kind, f.code, f.detail)
     return _accepted()
 

@@ -17,6 +17,7 @@ order field is ``invalid_order``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ __all__ = [
     "parse_object",
     "read_object",
     "text_field",
+    "whole_number",
 ]
 
 MAX_INT_DIGITS: Final = 200
@@ -135,6 +137,26 @@ def only_fields(obj: Mapping[str, Any], allowed: Collection[str], where: str = "
         if key not in allowed:
             names = ", ".join(sorted(allowed)) or "none"
             raise Problem(422, f"{where}{key}: unknown field (allowed: {names})")
+
+
+def whole_number(
+    obj: Mapping[str, Any], name: str, lo: int, hi: int, *, where: str = ""
+) -> int | None:
+    """An integer field in [lo, hi], or None when absent or null.
+
+    ``2.0`` counts as 2, as JSON Schema's ``integer`` says; ``2.5``, ``true``
+    and non-finite numbers do not.
+    """
+    v = obj.get(name)
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise Problem(422, f"{where}{name}: must be an integer, got {json_type(v)} {v!r:.40}")
+    if not lo <= v <= hi:
+        raise Problem(422, f"{where}{name}: must be in [{lo}, {hi}], got {v}")
+    return v
 
 
 def text_field(

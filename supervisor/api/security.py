@@ -149,8 +149,11 @@ class HostPolicy:
         return self._name_ok(host.lower()) and (port or _DEFAULT_PORTS[scheme]) == self.port
 
 
-def _media_type(content_type: str | None) -> str:
-    return "" if content_type is None else content_type.split(";", 1)[0].strip().lower()
+def _media_type(content_type: bytes | None) -> bytes:
+    return b"" if content_type is None else content_type.split(b";", 1)[0].strip().lower()
+
+
+_CACHE_SIZE: Final = 256
 
 
 @dataclass(slots=True)
@@ -160,43 +163,77 @@ class RequestGuard:
     allowed_hosts: tuple[str, ...] = ()
     max_body_bytes: int = MAX_BODY_BYTES
     policy: HostPolicy = field(default_factory=lambda: HostPolicy.of(None))
+    # Verdicts on Host/Origin values seen: a client sends the same ones every time.
+    _hosts: dict[bytes, bool] = field(default_factory=dict)
+    _origins: dict[bytes, bool] = field(default_factory=dict)
 
     def bind(self, port: int) -> None:
         self.policy = HostPolicy.of(port, self.allowed_hosts)
+        self._hosts.clear()
+        self._origins.clear()
+
+    def _host_ok(self, value: bytes | None) -> bool:
+        if value is None:
+            return False
+        ok = self._hosts.get(value)
+        if ok is None:
+            ok = self.policy.host_ok(value.decode("latin-1"))
+            if len(self._hosts) >= _CACHE_SIZE:
+                self._hosts.clear()
+            self._hosts[value] = ok
+        return ok
+
+    def _origin_ok(self, value: bytes | None) -> bool:
+        if value is None:
+            return True
+        ok = self._origins.get(value)
+        if ok is None:
+            ok = self.policy.origin_ok(value.decode("latin-1"))
+            if len(self._origins) >= _CACHE_SIZE:
+                self._origins.clear()
+            self._origins[value] = ok
+        return ok
 
     def refusal(self, method: str, headers: Sequence[tuple[bytes, bytes]]) -> Problem | None:
-        """Why this request is refused before routing, or None. Pure over the headers."""
+        """Why this request is refused before routing, or None.
+
+        ``headers`` as ASGI gives them (names lower-case). Pure but for a
+        bounded cache of Host and Origin verdicts.
+        """
         host = origin = content_type = length = fetch_site = None
-        for key, value in headers:
-            name = key.lower()
+        for name, value in headers:
             if name == b"host":
-                host = value.decode("latin-1")
+                host = value
             elif name == b"origin":
-                origin = value.decode("latin-1")
+                origin = value
             elif name == b"content-type":
-                content_type = value.decode("latin-1")
+                content_type = value
             elif name == b"content-length":
-                length = value.decode("latin-1")
+                length = value
             elif name == b"sec-fetch-site":
-                fetch_site = value.decode("latin-1").strip().lower()
-        if not self.policy.host_ok(host):
+                fetch_site = value
+        if not self._host_ok(host):
+            shown = None if host is None else host.decode("latin-1")[:100]
             return Problem(
                 421,
-                f"host: {host!r} is not this API; use an IP address or localhost "
+                f"host: {shown!r} is not this API; use an IP address or localhost "
                 f"with port {self.policy.port}",
             )
-        if not self.policy.origin_ok(origin) or fetch_site == "cross-site":
-            return Problem(403, f"origin: cross-site requests are refused (Origin {origin!r})")
+        if not self._origin_ok(origin) or (
+            fetch_site is not None and fetch_site.strip().lower() == b"cross-site"
+        ):
+            shown = None if origin is None else origin.decode("latin-1")[:100]
+            return Problem(403, f"origin: cross-site requests are refused (Origin {shown!r})")
         if length is not None:
-            if not (length.strip().isascii() and length.strip().isdigit()):
+            if not length.strip().isdigit():
                 return Problem(400, f"content-length: not a number ({length[:40]!r})")
             if int(length) > self.max_body_bytes:
                 return Problem(413, f"body: larger than {self.max_body_bytes} bytes")
-        if method in _JSON_BODY_METHODS and _media_type(content_type) != "application/json":
+        if method in _JSON_BODY_METHODS and _media_type(content_type) != b"application/json":
+            shown = None if content_type is None else content_type.decode("latin-1")[:100]
             return Problem(
                 415,
-                "content-type: must be application/json (also for an empty body), "
-                f"got {content_type!r}",
+                f"content-type: must be application/json (also for an empty body), got {shown!r}",
             )
         return None
 

@@ -17,11 +17,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from actors.messages import SecType
 from supervisor import json_codec
-from supervisor.api.json_body import MAX_NAME_CHARS, json_type, only_fields, read_object
+from supervisor.api.json_body import (
+    MAX_NAME_CHARS,
+    json_type,
+    only_fields,
+    read_object,
+    whole_number,
+)
 from supervisor.api.port import Port
 from supervisor.api.responses import Problem, SafeJSONResponse
 from supervisor.api.schemas import (
@@ -41,9 +48,34 @@ __all__ = ["leg_specs", "router", "strategy_out"]
 _STOCK_FIELDS = ("symbol", "sec_type", "ratio")
 _OPTION_FIELDS = (*_STOCK_FIELDS, "right", "strike", "expiry", "multiplier")
 
+
+class _AnyText(Convertor[str]):
+    """A path segment run that may hold anything, "/" and newlines included.
+
+    Starlette's ``path`` convertor stops at a newline, which would make such
+    an id a 404 instead of the 422 it deserves.
+    """
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any_text", _AnyText())
+
 StrategyId = Annotated[
     str,
-    PathParam(min_length=1, max_length=MAX_NAME_CHARS, description="The strategy's id."),
+    PathParam(
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+        description="The strategy's id: no control characters (it names log and journal "
+        "lines), may hold a '/'.",
+    ),
 ]
 
 
@@ -73,11 +105,9 @@ def strategy_out(s: StrategyStatus) -> dict[str, Any]:
 
 
 def _whole(obj: dict[str, Any], name: str, lo: int, hi: int, where: str) -> int:
-    v = obj.get(name)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise Problem(422, f"{where}{name}: must be an integer, got {json_type(v)}")
-    if not lo <= v <= hi:
-        raise Problem(422, f"{where}{name}: must be in [{lo}, {hi}], got {v}")
+    v = whole_number(obj, name, lo, hi, where=where)
+    if v is None:
+        raise Problem(422, f"{where}{name}: required, an integer")
     return v
 
 
@@ -151,7 +181,7 @@ def router(
         response_model=list[StrategyOut],
         responses=reads,
     )
-    path = "/v1/strategies/{id:path}"  # an id may hold a "/"
+    path = "/v1/strategies/{id:any_text}"
     r.add_api_route(
         path,
         put_strategy,

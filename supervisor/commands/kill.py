@@ -45,7 +45,7 @@ def run_kill(
     operator: str | None = None,
     token_env: str | None = None,
     token_file: str | Path | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Kill through the API and print the result; 0 when done, 2 when NOT done."""
     try:
@@ -55,6 +55,7 @@ def run_kill(
     except (RiskClientError, TokenError) as exc:
         print(f"risk-supervisor kill: NOT killed: {exc}", file=sys.stderr)
         return EXIT_NOT_KILLED
+    out = out or sys.stdout
     now = status.get("t")
     console = Console(file=out, width=None if out.isatty() else 120, soft_wrap=False)
     console.print(kill_table(status, float(now) if isinstance(now, int | float) else time.time()))

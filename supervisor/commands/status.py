@@ -254,7 +254,14 @@ def api_token(token_env: str | None, token_file: str | Path | None) -> str | Non
 
 
 def run_status_command(url: str, token_env: str | None, token_file: str | Path | None) -> int:
-    """``risk-supervisor status``: the token by the API's rule, then :func:`run_status`."""
+    """``risk-supervisor status``: :func:`run_status` with a token only when one is named.
+
+    The state is open to reads, so by default no token is read (a token file
+    the operator may not read must not stop them seeing the state); a named
+    ``--token-env`` or ``--token-file`` must work.
+    """
+    if not token_env and not token_file:
+        return run_status(url, None)
     try:
         token = api_token(token_env, token_file)
     except TokenError as exc:
@@ -263,7 +270,7 @@ def run_status_command(url: str, token_env: str | None, token_file: str | Path |
     return run_status(url, token)
 
 
-def run_status(url: str = DEFAULT_URL, token: str | None = None, out: TextIO = sys.stdout) -> int:
+def run_status(url: str = DEFAULT_URL, token: str | None = None, out: TextIO | None = None) -> int:
     """Print a running daemon's state as tables; 0, or 2 if it cannot be read."""
     try:
         with RiskClient(url, token=token, timeout=3.0) as client:
@@ -271,6 +278,7 @@ def run_status(url: str = DEFAULT_URL, token: str | None = None, out: TextIO = s
     except RiskClientError as exc:
         print(f"risk-supervisor status: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    out = out or sys.stdout
     now = state.get("t")
     now = float(now) if isinstance(now, int | float) else time.time()
     console = Console(file=out, width=None if out.isatty() else 120, soft_wrap=False)

@@ -104,16 +104,23 @@ class RealDaemonPort:
         store = self.daemon.store
         if store is None:
             raise LookupError("no store")
-        if len(kinds) > 1:
-            raise NotImplementedError("today's store filters one kind at a time")
-        rows = store.journal(
-            since_seq=after_seq,
-            since_t=since,
-            until_t=until,
-            kind=kinds[0] if kinds else None,
-            position_id=position_id,
-            limit=limit,
-        )
+        # Today's store filters one kind at a time: the first ``limit`` rows of
+        # each, merged in seq order, hold the first ``limit`` rows of them all.
+        rows = sorted(
+            (
+                row
+                for kind in (kinds or [None])
+                for row in store.journal(
+                    since_seq=after_seq,
+                    since_t=since,
+                    until_t=until,
+                    kind=kind,
+                    position_id=position_id,
+                    limit=limit,
+                )
+            ),
+            key=lambda r: r.seq,
+        )[:limit]
         return [
             WallTimedEntry(r.seq, r.t, r.kind, r.position_id, r.payload, r.wall_t) for r in rows
         ]

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
 
-from api_harness import TOKEN, Harness, harness
+from api_harness import TOKEN, Harness, ServerPool, harness
 from real_daemon_port import missing
 
 
@@ -42,24 +42,33 @@ def _xfail_if_missing(request: pytest.FixtureRequest, kind: str) -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def servers() -> Iterator[ServerPool]:
+    pool = ServerPool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture(params=["fake", "real"])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    """The API without a token, over a fake or a real daemon."""
+def api(request: pytest.FixtureRequest, tmp_path: Path, servers: ServerPool) -> Iterator[Harness]:
+    """The API without a token, over a fresh fake or real daemon."""
     _xfail_if_missing(request, request.param)
-    with harness(request.param, tmp_path) as h:
+    with harness(request.param, tmp_path, pool=servers) as h:
         yield h
 
 
 @pytest.fixture(params=["fake", "real"])
-def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    """The API with a token, over a fake or a real daemon."""
+def guarded(
+    request: pytest.FixtureRequest, tmp_path: Path, servers: ServerPool
+) -> Iterator[Harness]:
+    """The API with a token, over a fresh fake or real daemon."""
     _xfail_if_missing(request, request.param)
-    with harness(request.param, tmp_path, token=TOKEN) as h:
+    with harness(request.param, tmp_path, token=TOKEN, pool=servers) as h:
         yield h
 
 
 @pytest.fixture
-def fake_api(tmp_path: Path) -> Iterator[Harness]:
-    """The API over the fake daemon only (for what only the fake can stage)."""
-    with harness("fake", tmp_path) as h:
+def fake_api(tmp_path: Path, servers: ServerPool) -> Iterator[Harness]:
+    """The API over a fresh fake daemon only (for what only the fake can stage)."""
+    with harness("fake", tmp_path, pool=servers) as h:
         yield h

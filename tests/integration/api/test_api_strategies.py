@@ -112,11 +112,12 @@ def test_non_finite_contract_numbers_are_422(api: Harness, token: bytes) -> None
     assert r.status_code == 422 and r.json()["detail"].startswith("legs[0].strike"), r.text
 
 
-def test_ids_are_bounded(api: Harness) -> None:
-    long_id = "s" * 201
-    assert api.http.put(f"/v1/strategies/{long_id}", json=VERTICAL).status_code == 422
-    r = api.http.delete(f"/v1/strategies/{long_id}")
-    assert r.status_code == 422 and "path.id" in r.json()["detail"]
+@pytest.mark.parametrize("bad", ["s" * 201, "a%0Ab", "tab%09", "nul%00", "del%7F", "c1%C2%85"])
+def test_ids_are_bounded_and_without_control_characters(api: Harness, bad: str) -> None:
+    r = api.http.put(f"/v1/strategies/{bad}", json=VERTICAL)
+    assert r.status_code == 422 and r.json()["detail"].startswith("path.id"), r.text
+    r = api.http.delete(f"/v1/strategies/{bad}")
+    assert r.status_code == 422 and r.json()["detail"].startswith("path.id"), r.text
 
 
 @pytest.mark.parametrize(
