@@ -97,13 +97,15 @@ def serve(app: FastAPI, listen: Listen, *, ready_timeout_s: float = 10.0) -> Ser
     """Serve ``app`` with uvicorn in a daemon thread; return once it accepts connections.
 
     Binding tells the app's request guard its port (the Host and Origin
-    checks). uvicorn is given ``log_config=None`` so it does not reconfigure
-    the daemon's logging.
+    checks; an app not made by ``create_app`` has none and is served as is,
+    e.g. a benchmark's baseline). uvicorn is given ``log_config=None`` so it
+    does not reconfigure the daemon's logging.
     """
     sock = _listening_socket(listen)
     port = int(sock.getsockname()[1])
-    guard: RequestGuard = app.state.guard
-    guard.bind(port)
+    guard: RequestGuard | None = getattr(app.state, "guard", None)
+    if guard is not None:
+        guard.bind(port)
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -115,7 +117,8 @@ def serve(app: FastAPI, listen: Listen, *, ready_timeout_s: float = 10.0) -> Ser
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"api-{port}", daemon=True
     )
-    served = ServedApi(app, server, thread, sock, listen.host, port, app.state.token)
+    token: str | None = getattr(app.state, "token", None)
+    served = ServedApi(app, server, thread, sock, listen.host, port, token)
     thread.start()
     deadline = time.monotonic() + ready_timeout_s
     while not server.started:

@@ -8,6 +8,7 @@ runs against both: the fake port (deterministic, no actors) and the real
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,6 +40,35 @@ def wait_until(what: Callable[[], T], timeout: float = 5.0) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def raw_post(sock: socket.socket, port: int, path: str, body: bytes) -> int | None:
+    """One POST on an open keep-alive socket: the status, or None if the server hung up."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    try:
+        sock.sendall(head.encode() + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        header, rest = data.split(b"\r\n\r\n", 1)
+        lines = header.split(b"\r\n")
+        length = next(
+            int(x.split(b":")[1]) for x in lines if x.lower().startswith(b"content-length")
+        )
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            rest += chunk
+    except OSError:
+        return None
+    return int(lines[0].split()[1])
 
 
 def stock(qty: float, price: float = 150.0, symbol: str = "AAPL") -> dict[str, Any]:

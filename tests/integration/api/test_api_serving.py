@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import time
@@ -11,7 +12,6 @@ import httpx
 import pytest
 from api_harness import LOOPBACK, TOKEN
 from fake_daemon import FakeDaemon
-from starlette.testclient import TestClient
 
 from supervisor.api.app import check_bind, create_app, serve, start, token_from_env
 from supervisor.api.token_file import TokenError
@@ -103,8 +103,14 @@ def test_token_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_app_that_was_never_bound_refuses_everything() -> None:
     """The Host check needs the bound port: until serve() binds, fail closed."""
-    with TestClient(create_app(FakeDaemon(), token=None), base_url="http://127.0.0.1") as c:
-        assert c.get("/healthz").status_code == 421
+    app = create_app(FakeDaemon(), token=None)
+
+    async def get() -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return (await c.get("/healthz")).status_code
+
+    assert asyncio.run(get()) == 421
 
 
 def test_allowed_hosts_extend_the_host_check(tmp_path: Path) -> None:
