@@ -76,7 +76,8 @@ def create_app(daemon: ApiPort, *, token: str | None, allowed_hosts: Sequence[st
                 if token
                 else "No token is configured: the API must only listen on loopback."
             )
-            + " POST and PUT bodies must be `application/json` (also when empty), at most "
+            + " POST and PUT send a JSON object (`{}` when there is nothing to say) as "
+            "`application/json`, at most "
             "64 KiB; requests from other web sites are refused (Host and Origin checks)."
         ),
         default_response_class=SafeJSONResponse,

@@ -63,7 +63,7 @@ async def failure(request: Request, daemon: Port) -> Response:
 
 async def success(request: Request, daemon: Port) -> Response:
     """Report a success (what closes a half-open breaker)."""
-    obj = await read_object(request, required=False)
+    obj = await read_object(request, required=True)
     text_field(obj, "detail", default="", max_chars=MAX_DETAIL_CHARS, non_empty=False)
     try:
         s = json_codec.success(obj, daemon.clock())
@@ -75,7 +75,7 @@ async def success(request: Request, daemon: Port) -> Response:
 
 async def operator_of(request: Request) -> str:
     """The operator of an admin body ``{"operator"?}`` (absent or null: ``api``)."""
-    obj = await read_object(request, required=False)
+    obj = await read_object(request, required=True)
     only_fields(obj, ("operator",))
     return name_field(obj, "operator", default=DEFAULT_OPERATOR)
 

@@ -77,7 +77,7 @@ async def kill(request: Request, daemon: Port) -> Response:
     The breaker is OPEN and sticky when this answers; cancelling and
     flattening go on in the daemon, each step journaled.
     """
-    obj = await read_object(request, required=False)
+    obj = await read_object(request, required=True)
     only_fields(obj, ("mode", "operator"))
     mode = kill_mode(obj)
     operator = name_field(obj, "operator", default=DEFAULT_OPERATOR)
@@ -87,7 +87,7 @@ async def kill(request: Request, daemon: Port) -> Response:
 
 async def heartbeat(request: Request, daemon: Port) -> Response:
     """The trader is alive: re-arms the dead-man switch (as every check does)."""
-    obj = await read_object(request, required=False)
+    obj = await read_object(request, required=True)
     only_fields(obj, ())
     status = await run_in_threadpool(daemon.heartbeat)
     return SafeJSONResponse(heartbeat_out(status, daemon.clock()))

@@ -376,8 +376,8 @@ class JournalRowOut(BaseModel):
 
 
 def _json_body(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
-    # Every body is required in the document: POST and PUT must say
-    # application/json even when the object is empty (see security.py).
+    # Every body is required: POST and PUT carry a JSON object, ``{}`` when
+    # there is nothing to say, as application/json (see security.py).
     return {
         "required": True,
         "content": {"application/json": {"schema": schema, "example": example}},

@@ -12,9 +12,10 @@ can reach it. So, beside the bearer token (see ``docs/api-security.md``):
   cross-origin POST. None (not a browser), or an origin passing the Host
   rule, is accepted; any other (``null`` included) is **403**, as is
   ``Sec-Fetch-Site: cross-site``.
-* **Content type**: a page can POST ``text/plain`` or an empty body without
-  a CORS preflight; it cannot send ``application/json``. POST and PUT must
-  declare ``application/json`` (even with an empty body), else **415**.
+* **Content type**: a page can POST ``text/plain``, a form or an empty body
+  without a CORS preflight; it cannot send ``application/json``. POST and PUT
+  must declare ``application/json``, else **415** — and carry a JSON object
+  (``{}`` when there is nothing to say).
 * **Size**: a body over :data:`MAX_BODY_BYTES` is **413**, judged from
   ``Content-Length`` before reading and counted while streaming (chunked).
 
@@ -233,7 +234,7 @@ class RequestGuard:
             shown = None if content_type is None else content_type.decode("latin-1")[:100]
             return Problem(
                 415,
-                f"content-type: must be application/json (also for an empty body), got {shown!r}",
+                f"content-type: must be application/json (with a JSON object), got {shown!r}",
             )
         return None
 

@@ -73,6 +73,18 @@ def test_every_write_needs_application_json(
     assert ok.status_code != 415
 
 
+@pytest.mark.parametrize(("method", "path", "body"), WRITES)
+def test_every_write_needs_a_json_object_even_when_it_says_nothing(
+    api: Harness, method: str, path: str, body: object
+) -> None:
+    for content in (b"", b" \r\n", b"null", b"[]"):
+        r = api.http.request(
+            method, path, content=content, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 422 and r.json()["detail"].startswith("body"), (content, r.text)
+    assert api.breaker_state() == "closed"
+
+
 @pytest.mark.parametrize(
     "origin", ["http://evil.example", "null", "http://127.0.0.1.evil.example", "file://"]
 )
