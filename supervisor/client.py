@@ -2,7 +2,14 @@
 
 The trader asks :meth:`RiskClient.check` before every order and reports what
 went wrong (:meth:`RiskClient.report_failure`) or right
-(:meth:`RiskClient.report_success`) so the circuit breaker can act.
+(:meth:`RiskClient.report_success`) so the circuit breaker can act. It
+declares its spreads (:meth:`RiskClient.strategy`) so each gets one stop on
+its net price, keeps the dead-man switch armed
+(:meth:`RiskClient.start_heartbeat`, a background thread), and can pull the
+kill switch (:meth:`RiskClient.kill`).
+
+The token: pass ``token``, or ``token_file`` (the file the daemon writes,
+see :mod:`supervisor.api.token_file`).
 
 Fail closed: every problem — the daemon unreachable, a timeout, an error
 answer, an answer that is not a well-formed verdict — raises
@@ -13,19 +20,35 @@ trader must treat an exception from ``check`` as a denial.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import logging
+import math
+import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
-from actors.messages import FailureKind, Leg
+from actors.messages import Contract, FailureKind, KillMode, Leg, SecType
+from supervisor.api.token_file import read_token_file
 
-__all__ = ["DEFAULT_URL", "CheckReason", "CheckResult", "RiskClient", "RiskClientError"]
+__all__ = [
+    "DEFAULT_URL",
+    "CheckReason",
+    "CheckResult",
+    "RiskClient",
+    "RiskClientError",
+    "StrategyLegLike",
+]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8780"
 
@@ -84,6 +107,39 @@ def leg_json(leg: Leg | Mapping[str, Any]) -> dict[str, Any]:
     return dict(leg)
 
 
+class StrategyLegLike(Protocol):
+    """A strategy leg as :class:`supervisor.core.facade.StrategyLegSpec` has it."""
+
+    @property
+    def ratio(self) -> int: ...
+
+    @property
+    def con_id(self) -> int | None: ...
+
+    @property
+    def contract(self) -> Contract | None: ...
+
+
+def strategy_leg_json(leg: StrategyLegLike | Mapping[str, Any]) -> dict[str, Any]:
+    """A strategy leg as ``PUT /v1/strategies/{id}`` takes it: by conId, or by contract."""
+    if isinstance(leg, Mapping):
+        return dict(leg)
+    if leg.con_id is not None:
+        return {"con_id": leg.con_id, "ratio": leg.ratio}
+    c = leg.contract
+    if c is None:
+        raise ValueError("a strategy leg needs a con_id or a contract")
+    out: dict[str, Any] = {"symbol": c.symbol, "sec_type": c.sec_type.value, "ratio": leg.ratio}
+    if c.sec_type is SecType.OPT:
+        out |= {
+            "right": None if c.right is None else c.right.value,
+            "strike": c.strike,
+            "expiry": c.expiry,
+            "multiplier": c.multiplier,
+        }
+    return out
+
+
 def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
@@ -108,14 +164,32 @@ def _result(body: Any) -> CheckResult:
 
 
 class RiskClient:
-    """The API of one risk supervisor daemon. Thread-safe (one httpx.Client)."""
+    """The API of one risk supervisor daemon. Thread-safe (one httpx.Client).
+
+    ``token_file`` is read when no ``token`` is given (a missing file: no
+    token); a token file that cannot be read raises ``ValueError``.
+    """
 
     def __init__(
-        self, base_url: str = DEFAULT_URL, token: str | None = None, timeout: float = 2.0
+        self,
+        base_url: str = DEFAULT_URL,
+        token: str | None = None,
+        timeout: float = 2.0,
+        *,
+        token_file: Path | str | None = None,
     ) -> None:
+        if token is None and token_file is not None:
+            token = read_token_file(Path(token_file))
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._beat_lock = threading.Lock()
+        self._beat_stop: threading.Event | None = None
+        self._beat_thread: threading.Thread | None = None
+        #: Consecutive failed background heartbeats (0 after a success).
+        self.heartbeat_failures = 0
+        #: The daemon's answer to the last successful background heartbeat.
+        self.last_heartbeat: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ transport
 
@@ -184,8 +258,133 @@ class RiskClient:
         return self._admin("/v1/breaker/reset", operator)
 
     def _admin(self, path: str, operator: str | None) -> str:
-        body = self._request("POST", path, json={"operator": operator} if operator else None)
+        # Always a JSON body: the API refuses a POST that is not application/json.
+        body = self._request("POST", path, json={"operator": operator} if operator else {})
         return str(body["state"]) if isinstance(body, dict) and "state" in body else str(body)
+
+    # ------------------------------------------------------------- kill switch
+
+    def kill(
+        self, mode: KillMode | str = KillMode.HALT, operator: str | None = None
+    ) -> dict[str, Any]:
+        """The kill switch: ``halt``, ``cancel`` or ``flatten`` (DESIGN §4.5); the kill's status.
+
+        When this returns the breaker is open and sticky; cancelling and
+        flattening go on in the daemon (follow them in :meth:`state`).
+        """
+        mode_value = mode.value if isinstance(mode, KillMode) else mode
+        body: dict[str, Any] = {"mode": mode_value}
+        if operator:
+            body["operator"] = operator
+        result: dict[str, Any] = self._request("POST", "/v1/kill", json=body)
+        return result
+
+    def heartbeat(self) -> dict[str, Any]:
+        """Tell the daemon the trader is alive (re-arms the dead-man switch); its status."""
+        result: dict[str, Any] = self._request("POST", "/v1/heartbeat", json={})
+        return result
+
+    def start_heartbeat(self, interval_s: float = 5.0) -> None:
+        """Send :meth:`heartbeat` every ``interval_s`` from a background (daemon) thread.
+
+        Opt-in. Choose ``interval_s`` well under the daemon's
+        ``heartbeat_timeout_s`` (a third of it leaves room for two misses). A
+        failed heartbeat is logged — the first of a run as a warning, then
+        every tenth — and counted in :attr:`heartbeat_failures`; the thread
+        never dies of it. Raises RuntimeError if one is already running.
+        """
+        if not (math.isfinite(interval_s) and interval_s > 0):
+            raise ValueError(f"interval_s must be a positive number of seconds, not {interval_s}")
+        with self._beat_lock:
+            if self._beat_thread is not None and self._beat_thread.is_alive():
+                raise RuntimeError("a heartbeat thread is already running")
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=self._beat, args=(interval_s, stop), name="risk-heartbeat", daemon=True
+            )
+            self._beat_stop, self._beat_thread = stop, thread
+            thread.start()
+
+    def stop_heartbeat(self, timeout_s: float | None = None) -> bool:
+        """Stop the heartbeat thread; True once it has ended (also when none was running).
+
+        Waits at most ``timeout_s`` (default: the client's request timeout
+        plus a second, the longest a heartbeat in flight can take).
+        """
+        with self._beat_lock:
+            stop, thread = self._beat_stop, self._beat_thread
+            self._beat_stop = self._beat_thread = None
+        if stop is None or thread is None:
+            return True
+        stop.set()
+        if timeout_s is None:
+            timeout_s = self._request_timeout() + 1.0
+        thread.join(timeout_s)
+        return not thread.is_alive()
+
+    @contextlib.contextmanager
+    def heartbeating(self, interval_s: float = 5.0) -> Iterator[RiskClient]:
+        """``with client.heartbeating(5.0): trade()`` — heartbeats for the block's duration."""
+        self.start_heartbeat(interval_s)
+        try:
+            yield self
+        finally:
+            self.stop_heartbeat()
+
+    def _request_timeout(self) -> float:
+        t = self._http.timeout
+        parts = [x for x in (t.connect, t.read, t.write, t.pool) if x is not None]
+        return sum(parts) if parts else 5.0
+
+    def _beat(self, interval_s: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.last_heartbeat = self.heartbeat()
+                if self.heartbeat_failures:
+                    log.info("heartbeat to %s ok again", self.base_url)
+                self.heartbeat_failures = 0
+            except Exception as exc:  # never let the thread die: the daemon would kill
+                self.heartbeat_failures += 1
+                if self.heartbeat_failures % 10 == 1:
+                    log.warning(
+                        "heartbeat to %s failed (%d in a row): %s",
+                        self.base_url,
+                        self.heartbeat_failures,
+                        exc,
+                    )
+            stop.wait(interval_s)
+
+    # -------------------------------------------------------------- strategies
+
+    def strategies(self) -> list[dict[str, Any]]:
+        """Every declared strategy and its stop (net price, stop, extreme)."""
+        result: list[dict[str, Any]] = self._request("GET", "/v1/strategies")
+        return result
+
+    def strategy(
+        self, id: str, legs: Sequence[StrategyLegLike | Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Declare (or redeclare) strategy ``id`` with its legs; the daemon's view of it.
+
+        Each leg is ``{"con_id", "ratio"}`` or contract fields and ``ratio`` (a
+        signed whole number); a refusal (two underlyings, a zero entry, an id
+        that is a position's) raises RiskClientError with status 422.
+        """
+        body = {"legs": [strategy_leg_json(x) for x in legs]}
+        result: dict[str, Any] = self._request(
+            "PUT", f"/v1/strategies/{quote(id, safe='')}", json=body
+        )
+        return result
+
+    def delete_strategy(self, id: str) -> bool:
+        """Dissolve strategy ``id`` (its legs get their own stops back); False if unknown."""
+        try:
+            self._request("DELETE", f"/v1/strategies/{quote(id, safe='')}")
+        except RiskClientError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     # ---------------------------------------------------------------- reading
 
@@ -207,6 +406,8 @@ class RiskClient:
     # -------------------------------------------------------------- lifetime
 
     def close(self) -> None:
+        """Stop the heartbeat thread, if any, and the connection pool."""
+        self.stop_heartbeat()
         self._http.close()
 
     def __enter__(self) -> RiskClient:

@@ -8,7 +8,6 @@ daemon stopped because an actor kind restarted too often.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -67,10 +66,27 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from supervisor.commands.status import run_status
+    from supervisor.commands.status import run_status_command
 
-    token = os.environ.get(args.token_env) if args.token_env else None
-    return run_status(args.url, token)
+    return run_status_command(args.url, args.token_env, args.token_file)
+
+
+def _kill(args: argparse.Namespace) -> int:
+    from supervisor.commands.kill import run_kill
+
+    return run_kill(
+        args.mode,
+        url=args.url,
+        operator=args.operator,
+        token_env=args.token_env,
+        token_file=args.token_file,
+    )
+
+
+def _api_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default="http://127.0.0.1:8780")
+    p.add_argument("--token-env", default="", help="environment variable holding the API token")
+    p.add_argument("--token-file", default=None, help="the API token file (default: the daemon's)")
 
 
 def _journal(args: argparse.Namespace) -> int:
@@ -125,9 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_check_config)
 
     s = sub.add_parser("status", help="show the state of a running daemon")
-    s.add_argument("--url", default="http://127.0.0.1:8780")
-    s.add_argument("--token-env", default="", help="environment variable holding the API token")
+    _api_arguments(s)
     s.set_defaults(func=_status)
+
+    k = sub.add_parser("kill", help="the kill switch: halt, cancel every order, or flatten")
+    k.add_argument("--mode", choices=["halt", "cancel", "flatten"], default="halt")
+    k.add_argument("--operator", default=None, help="journaled as who killed (default: you)")
+    _api_arguments(k)
+    k.set_defaults(func=_kill)
 
     j = sub.add_parser("journal", help="query the decision journal")
     j.add_argument("--config", default=None, help="read [store] path from this config")
