@@ -87,7 +87,10 @@ class IbConfig:
 class ApiConfig:
     listen: Listen = Listen("127.0.0.1", 8780)
     token_env: str = ""
-    token_file: str = ""  # "" : beside the store, "<store path>.token" (created 0600)
+    # "auto": $XDG_CONFIG_HOME/risk-supervisor/api-token, created 0600 on first
+    # start; a path: that file; "": no token (loopback only). See docs/api-security.md.
+    token_file: str = "auto"
+    allowed_hosts: tuple[str, ...] = ()  # extra Host names (behind a reverse proxy)
     heartbeat_timeout_s: float | None = None  # the dead-man switch, off by default
     heartbeat_action: KillMode = KillMode.HALT
 
@@ -526,7 +529,17 @@ def parse(data: Mapping[str, Any]) -> Config:
     api = ApiConfig(
         at.listen("listen", da.listen),
         at.string("token_env", ""),
-        at.string("token_file", ""),
+        at.string("token_file", da.token_file),
+        at.take(
+            "allowed_hosts",
+            da.allowed_hosts,
+            lambda x: (
+                tuple(x)
+                if isinstance(x, list) and all(isinstance(h, str) and h for h in x)
+                else None
+            ),
+            "a list of host names",
+        ),
         at.optional_number("heartbeat_timeout_s", low=0.0, strict=True),
         at.choice(
             "heartbeat_action", KillMode.HALT, KillMode, 'one of "halt", "cancel", "flatten"'
@@ -664,12 +677,23 @@ def runtime_problems(config: Config, environ: Mapping[str, str]) -> list[str]:
     token_env = api.token_env
     if token_env and not environ.get(token_env):
         out.append(f"api.token_env: the environment variable {token_env} is not set or empty")
-    if not api.listen.loopback and not token_env:
+    if not api.listen.loopback and not token_env and not api.token_file:
         out.append(
             f"api.listen: {api.listen} is not a loopback address; "
-            "set api.token_env so that every POST needs a bearer token"
+            "set api.token_env or api.token_file so that every write needs a bearer token"
         )
     return out
+
+
+def token_file_path(api: ApiConfig) -> Path | None:
+    """Where the API token file is (None: no token file)."""
+    if not api.token_file:
+        return None
+    if api.token_file == "auto":
+        from supervisor.api.token_file import default_token_file
+
+        return default_token_file()
+    return Path(api.token_file)
 
 
 def load(path: str | Path) -> Config:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -33,3 +35,16 @@ def make_book() -> Callable[[GateParams], Book]:
         return Book(Assessor.needs_of(params), params.groups, params.pricing)
 
     return _make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_config_home() -> Iterator[None]:
+    """Daemons started by tests keep their API token files out of the user's ~/.config."""
+    old = os.environ.get("XDG_CONFIG_HOME")
+    with tempfile.TemporaryDirectory(prefix="rs-test-config-") as home:
+        os.environ["XDG_CONFIG_HOME"] = home
+        yield
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old

@@ -8,6 +8,7 @@ daemon stopped because an actor kind restarted too often.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,21 +49,25 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         return replay.run(config, args.events)
     except OSError as exc:
-        print(f"{args.events}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{exc.filename}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from supervisor.commands.run import run_daemon
 
     config = _load(args.config)
-    return 2 if config is None else run_daemon(config)
+    if config is None:
+        return 2
+    return run_daemon(config, config_text=Path(args.config).read_text(encoding="utf-8"))
 
 
 def _demo(args: argparse.Namespace) -> int:
     from supervisor.commands import demo
 
-    return demo.main(duration=args.duration, seed=args.seed, store=args.store)
+    return demo.main(duration=args.duration, seed=args.seed, store=args.store, record=args.record)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -125,11 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     d.add_argument("--seed", type=int, default=1, help="seed of the simulated market")
     d.add_argument("--store", default=None, help="SQLite file (default: a temporary one)")
+    d.add_argument(
+        "--record", default=None, metavar="DIR", help="record every input event to DIR (tune on it)"
+    )
     d.set_defaults(func=_demo)
 
     rp = sub.add_parser("replay", help="feed recorded events through the actors on event time")
     rp.add_argument("--config", required=True)
-    rp.add_argument("events", help="JSON lines, one event a line")
+    rp.add_argument(
+        "events", nargs="+", help="JSON lines (.jsonl or .jsonl.zst), one event a line, in order"
+    )
     rp.set_defaults(func=_replay)
 
     from supervisor.commands.tune import add_parser as add_tune

@@ -45,6 +45,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from supervisor import config_toml
 from supervisor.commands.live_view import read_frame, render_rich, render_text
 from supervisor.commands.run import RunningDaemon, run_daemon
 from supervisor.config import Config, parse
@@ -97,9 +98,14 @@ BOOK: tuple[_Holding, ...] = (
 )
 
 
-def demo_config(port: int, store_path: str) -> Config:
+def demo_config(port: int, store_path: str, record_dir: str | None = None) -> Config:
     """The demo's built-in configuration (validated like any config file)."""
-    return parse(
+    return parse(demo_document(port, store_path, record_dir))
+
+
+def demo_document(port: int, store_path: str, record_dir: str | None = None) -> dict[str, Any]:
+    """The demo's configuration as the TOML document it would be (stored with a recording)."""
+    return dict(
         {
             "ib": {
                 "host": "127.0.0.1",
@@ -154,6 +160,7 @@ def demo_config(port: int, store_path: str) -> Config:
                 "open_timeout_s": 8,
                 "half_open_max_tries": 2,
             },
+            "record": {"enabled": record_dir is not None, "dir": record_dir or "recordings"},
         }
     )
 
@@ -378,7 +385,7 @@ def _logging_to(path: Path) -> logging.Handler:
     return handler
 
 
-def main(*, duration: float | None, seed: int, store: str | None) -> int:
+def main(*, duration: float | None, seed: int, store: str | None, record: str | None = None) -> int:
     """Run the demo until Ctrl-C, SIGTERM, or ``duration`` seconds; 0 on a clean stop."""
     console = Console()
     live_view = console.is_terminal
@@ -416,12 +423,14 @@ def main(*, duration: float | None, seed: int, store: str | None) -> int:
             ready.set()
 
         def run() -> None:
+            doc = demo_document(port, store_path, record)
             code.append(
                 run_daemon(
-                    demo_config(port, store_path),
+                    parse(doc),
                     install_signals=False,
                     ready=on_ready,
                     stop_event=stop,
+                    config_text=config_toml.dumps(doc),
                 )
             )
             ready.set()
@@ -447,6 +456,8 @@ def main(*, duration: float | None, seed: int, store: str | None) -> int:
             + ("" if store is not None else "   (removed at exit)"),
             highlight=False,
         )
+        if record is not None:
+            console.print(f"  recording every input event to {record}/", highlight=False)
         console.print(
             "  Ctrl-C to stop."
             if duration is None

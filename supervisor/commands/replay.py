@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 from actors.messages import (
@@ -37,6 +37,7 @@ from actors.topology import KEEP, Refused, Topology
 from supervisor import json_codec
 from supervisor.config import Config
 from supervisor.core.gate import Gate
+from supervisor.record.reader import iter_events
 
 Line = dict[str, Any]
 
@@ -112,14 +113,21 @@ class Replay:
 
     def feed(self, lines: Iterable[str | bytes], out: TextIO, err: TextIO) -> int:
         """Process every line; returns the number of bad lines."""
-        for n, line in enumerate(lines, start=1):
+        return self.feed_events((("", n, line) for n, line in enumerate(lines, 1)), out, err)
+
+    def feed_events(
+        self, events: Iterable[tuple[str, int, str | bytes]], out: TextIO, err: TextIO
+    ) -> int:
+        """Process (file, line number, line) triples; a bad line is named ``[file:]line N``."""
+        for name, n, line in events:
             if not line.strip():
                 continue
             try:
                 outputs = self.event(line)
             except json_codec.BadInput as exc:
                 self.bad_lines += 1
-                err.write(f"line {n}: {exc}\n")
+                where = f"{name}: line {n}" if name else f"line {n}"
+                err.write(f"{where}: {exc}\n")
                 continue
             for obj in outputs:
                 out.write(_dumps(obj) + "\n")
@@ -217,14 +225,21 @@ def read_lines(paths: Iterable[str]) -> Iterator[bytes]:
 
 def run(
     config: Config,
-    paths: str | Iterable[str],
+    paths: str | Sequence[str],
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    """Replay files; exit code 0 when every line was good, 1 otherwise."""
+    """Replay files (``.jsonl``, ``.jsonl.zst``, in order); 0 when every line was good, else 1."""
+    files = [paths] if isinstance(paths, str) else list(paths)
     replay = Replay(config)
     try:
-        bad = replay.feed(read_lines([paths] if isinstance(paths, str) else paths), out, err)
+        def warn(message: str) -> None:
+            err.write(message + "\n")
+
+        events = iter_events(files, warn=warn)
+        if len(files) == 1:  # one file: lines are named by number alone, as always
+            events = (("", n, line) for _, n, line in events)
+        bad = replay.feed_events(events, out, err)
     finally:
         replay.close()
     if bad:

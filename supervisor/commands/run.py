@@ -24,16 +24,19 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from supervisor.api.app import ServedApi, check_bind, create_app, serve, token_from_env
-from supervisor.config import Config, runtime_problems
+from supervisor.api.app import ServedApi
+from supervisor.api.serving import start as start_api
+from supervisor.config import Config, runtime_problems, token_file_path
 from supervisor.core.daemon import Daemon
 from supervisor.ib.adapter import IbAdapter
 from supervisor.metrics import Metrics, ServedMetrics
+from supervisor.record import Recorder
 from supervisor.store.sqlite_store import Store, StoreUnavailable
 
 __all__ = ["EXIT_CONFIG", "RunningDaemon", "configure_logging", "run_daemon"]
@@ -87,22 +90,20 @@ def run_daemon(
     install_signals: bool = True,
     ready: Callable[[RunningDaemon], None] | None = None,
     stop_event: threading.Event | None = None,
+    config_text: str | None = None,
 ) -> int:
     """Run the daemon until SIGTERM/SIGINT, ``stop_event``, or the daemon stops itself.
 
     ``ready`` is called (on this thread) once everything is up. Signal
     handlers are installed only when asked and only on the main thread, and
-    the previous handlers are put back before returning.
+    the previous handlers are put back before returning. ``config_text`` is
+    stored beside the recording (``[record]``): the configuration the day ran
+    with, as ``replay --config`` will read it.
     """
     configure_logging()
     problems = runtime_problems(config, os.environ)
     if problems:
         return _refuse("; ".join(problems))
-    try:
-        token = token_from_env(config.api)
-        check_bind(config.api, token)
-    except ValueError as exc:
-        return _refuse(str(exc))
     try:
         store = Store(config.store.path)
     except (StoreUnavailable, OSError) as exc:
@@ -111,6 +112,17 @@ def run_daemon(
     stopping = stop_event if stop_event is not None else threading.Event()
     metrics = Metrics()
     daemon = Daemon(config, store=store, metrics=metrics)
+    recorder: Recorder | None = None
+    if config.record.enabled:
+        recorder = Recorder(
+            config.record.dir,
+            config.record.retention_days,
+            time.time,
+            config_text if config_text is not None else "",
+            on_written=metrics.recorded,
+            on_dropped=metrics.recording_drop,
+        )
+        daemon.recorder = recorder
     adapter: IbAdapter | None = None
     served_metrics: ServedMetrics | None = None
     served_api: ServedApi | None = None
@@ -131,10 +143,15 @@ def run_daemon(
                 served_metrics = metrics.serve(listen.host, listen.port)
             except OSError as exc:
                 return _refuse(f"metrics.listen: cannot listen on {listen}: {exc}")
-        app = create_app(daemon, token=token)
-        app.state.ib_status = adapter.status
         try:
-            served_api = serve(app, config.api.listen)
+            served_api = start_api(
+                daemon,
+                config.api,
+                token_file=token_file_path(config.api),
+                allowed_hosts=config.api.allowed_hosts,
+            )
+        except ValueError as exc:
+            return _refuse(str(exc))
         except (OSError, RuntimeError) as exc:
             return _refuse(f"api.listen: cannot listen on {config.api.listen}: {exc}")
         log.info(
@@ -161,6 +178,8 @@ def run_daemon(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _shut_down(served_api, served_metrics, adapter, daemon, store)
+        if recorder is not None and not recorder.close():
+            log.warning("the recording could not write everything before stopping")
     return daemon.exit_code if daemon.exit_code is not None else 0
 
 

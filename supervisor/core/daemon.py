@@ -204,7 +204,9 @@ class Daemon:
             self.memory.stops[snap.id] = snap
             self.metrics.stop_restored(snap)
             self.latest[snap.id] = _update_of(snap)
-            self.topology.spawn_position(_update_of(snap), snap)
+            # journaled at the restart's time: the journal never goes back in time
+            # (the snapshot keeps its opening time for the trigger id)
+            self.topology.spawn_position(replace(_update_of(snap), t=self.clock()), snap)
         self._restore_strategies(saved_stops)
         for sid, legs in self.config.strategies.items():
             if sid in self.declarations or sid in self.topology.spent:
@@ -393,7 +395,7 @@ class Daemon:
             with self.memory.lock:
                 snap = self.memory.stops.get(handle.name)
             if snap is not None and handle.name in self.topology.positions:
-                self.topology.spawn_position(_update_of(snap), snap)
+                self.topology.spawn_position(replace(_update_of(snap), t=self.clock()), snap)
             return
         if kind == "breaker":
             with self.memory.lock:
@@ -561,7 +563,9 @@ class Daemon:
 
     def check(self, obj: Mapping[str, Any]) -> CheckAnswer:
         """The pre-trade gate. Raises json_codec.BadInput when the request has no usable id."""
+        started = time.perf_counter()
         request = json_codec.check(obj, self.clock())
+        self.metrics.check_stage("parse", time.perf_counter() - started)
         self.metrics.heartbeat()
         answer = self.gate.check(request)
         if self.recorder is not None:
@@ -829,6 +833,7 @@ class Daemon:
         kinds: Sequence[str] = (),
         position_id: str | None = None,
         limit: int = 1000,
+        after_seq: int | None = None,
     ) -> Sequence[JournalEntry]:
         store = self.store
         if store is None:
@@ -837,10 +842,18 @@ class Daemon:
         wanted: list[str | None] = [*kinds] if kinds else [None]
         for kind in wanted:
             rows += store.journal(
-                since_t=since, until_t=until, kind=kind, position_id=position_id, limit=limit
+                since_seq=after_seq,
+                since_t=since,
+                until_t=until,
+                kind=kind,
+                position_id=position_id,
+                limit=limit,
             )
         rows.sort(key=lambda r: r.seq)
-        return [JournalEntry(r.seq, r.t, r.kind, r.position_id, r.payload) for r in rows[:limit]]
+        return [
+            JournalEntry(r.seq, r.t, r.kind, r.position_id, r.payload, r.wall_t)
+            for r in rows[:limit]
+        ]
 
     # ------------------------------------------------------------- effects
 

@@ -167,6 +167,7 @@ class JournalEntry:
     kind: str
     position_id: str | None
     payload: Mapping[str, Any]
+    wall_t: float | None = None  # when the row was written (how far behind events)
 
 
 # ------------------------------------------------------------------ port
@@ -218,6 +219,10 @@ class DaemonPort(Protocol):
         kinds: Sequence[str] = (),
         position_id: str | None = None,
         limit: int = 1000,
+        after_seq: int | None = None,
     ) -> Sequence[JournalEntry]:
-        """Journal rows, oldest first; raises ``LookupError`` when there is no store."""
+        """Journal rows, oldest first (``after_seq``: only rows after that seq).
+
+        Raises ``LookupError`` when there is no store.
+        """
         ...

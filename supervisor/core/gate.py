@@ -54,6 +54,8 @@ class CheckMetrics(Protocol):
 
     def whatif(self, duration_s: float, failure: str | None = None) -> None: ...
 
+    def check_stage(self, stage: str, duration_s: float) -> None: ...
+
 
 class WhatIfSource(Protocol):
     def whatif(self, legs: tuple[Leg, ...], timeout_s: float) -> WhatIf: ...
@@ -111,6 +113,7 @@ class Gate:
     def check(self, request: CheckRequest) -> CheckAnswer:
         started = self._perf()
         answer = self._decide(request)
+        decided = self._perf()
         durable = self.journal is None or self.journal.verdict(request, answer)
         if not durable and answer.allowed:
             # Not durable, so not allowed: the windows and the permit that the
@@ -129,7 +132,11 @@ class Gate:
             if self.journal is not None:
                 self.journal.verdict(request, answer)
         if self.metrics is not None:
-            self.metrics.check(answer, self._perf() - started)
+            done = self._perf()
+            # where a check waits: the actors (queue and evaluation), the journal
+            self.metrics.check_stage("evaluate", decided - started)
+            self.metrics.check_stage("journal", done - decided)
+            self.metrics.check(answer, done - started)
         return answer
 
     def _watch_legs(self, request: CheckRequest) -> None:

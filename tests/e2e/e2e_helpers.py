@@ -117,6 +117,8 @@ class DaemonProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.log_dir,
                 start_new_session=True,
+                # the API token file the daemon creates lives here (docs/api-security.md)
+                env={**os.environ, "XDG_CONFIG_HOME": str(self.log_dir)},
             )
         match = until(
             self._started,
@@ -185,8 +187,14 @@ class DaemonProcess:
         r.raise_for_status()
         return r.json()
 
+    @property
+    def token(self) -> str:
+        """The bearer token the daemon wrote on first start (0600, per user)."""
+        return (self.log_dir / "risk-supervisor" / "api-token").read_text().strip()
+
     def post(self, path: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
-        r = httpx.post(self.api_url + path, json=body or {}, timeout=timeout)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        r = httpx.post(self.api_url + path, json=body or {}, headers=headers, timeout=timeout)
         assert r.status_code < 300, f"POST {path}: {r.status_code} {r.text}"
         return r.json()
 
