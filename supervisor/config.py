@@ -519,10 +519,7 @@ def parse(data: Mapping[str, Any]) -> Config:
         probe_interval_s=it.number("probe_interval_s", d.probe_interval_s, low=0.0, strict=True),
     )
     it.done()
-    if ib.readonly and ib.exit_orders:
-        problems.append("ib.exit_orders: exit orders cannot be placed by a read-only IB session")
-    if ib.readonly and ib.cancel_on_open:
-        problems.append("ib.cancel_on_open: a read-only IB session cannot cancel orders")
+    problems += _ib_contradictions(ib)
 
     at = root.table("api")
     da = ApiConfig()
@@ -666,13 +663,22 @@ def _strategies(root: _Table) -> dict[str, tuple[StrategyLegConfig, ...]]:
 _CONTRACT_KEYS = frozenset({"symbol", "sec_type", "right", "strike", "expiry", "multiplier"})
 
 
+def _ib_contradictions(ib: IbConfig) -> list[str]:
+    out = []
+    if ib.readonly and ib.exit_orders:
+        out.append("ib.exit_orders: exit orders cannot be placed by a read-only IB session")
+    if ib.readonly and ib.cancel_on_open:
+        out.append("ib.cancel_on_open: a read-only IB session cannot cancel orders")
+    return out
+
+
 def runtime_problems(config: Config, environ: Mapping[str, str]) -> list[str]:
     """What a valid file cannot say alone: the environment it will run in.
 
     ``check-config`` and ``run`` both ask this, so one says ok exactly when
     the other starts.
     """
-    out: list[str] = []
+    out: list[str] = _ib_contradictions(config.ib)  # again: a Config may be built in code
     api = config.api
     token_env = api.token_env
     if token_env and not environ.get(token_env):

@@ -233,6 +233,7 @@ def run(
     files = [paths] if isinstance(paths, str) else list(paths)
     replay = Replay(config)
     try:
+
         def warn(message: str) -> None:
             err.write(message + "\n")
 

@@ -135,7 +135,7 @@ def run_daemon(
 
     try:
         daemon.start()
-        adapter = IbAdapter(daemon)
+        adapter = IbAdapter(daemon, on_closing=daemon.kill_switch.closing_update)
         adapter.start()
         if config.metrics.enabled:
             listen = config.metrics.listen

@@ -71,7 +71,7 @@ def exit_for_trigger(event: StopEvent) -> ClosingOrder | None:
         credit = event.strategy_snapshot is not None and bool(event.strategy_snapshot.get("credit"))
         limit = event.ref_price if credit else -event.ref_price
         return ClosingOrder(
-            event.trigger_id, legs, float(units), "BUY", on_tick(limit, "BUY"), "stop"
+            event.trigger_id, legs, float(units), "BUY", on_tick(limit, "BUY"), "stop", event.id
         )
     if event.contract is None or event.qty == 0:
         return None
@@ -84,6 +84,7 @@ def exit_for_trigger(event: StopEvent) -> ClosingOrder | None:
         action,
         on_tick(event.ref_price, action),
         "stop",
+        event.id,
     )
 
 
@@ -171,6 +172,7 @@ def flatten_orders(
                 action,
                 on_tick(price, action),
                 "flatten",
+                h.position_id,
             )
         )
     return orders, unpriced

@@ -133,7 +133,11 @@ class Daemon:
         self.on_transition: Callable[[BreakerTransition], None] | None = None
         self.on_kill: Callable[[Kill], None] | None = None
         self._broker: BrokerPort | None = None
+        # A TRIGGER's exit is claimed in the TRIGGER's own transaction (the IB
+        # side then places it without claiming again).
+        self.claims_exits = config.ib.exit_orders and not config.ib.readonly
         self._pending_kill: Kill | None = None  # an unfinished cancel/flatten from before
+        self._pending_step = ""
         # Every input event in the replay format (DESIGN §8), or None: not recording.
         self.recorder: EventRecorder | None = None
         self.ib_status: Callable[[], str] | None = None
@@ -200,13 +204,14 @@ class Daemon:
         )
         self._reload_windows()
         self._reload_kill()
+        now = self.clock()  # one time for every row of the restart: the journal never goes back
         for snap in saved_stops:
             self.memory.stops[snap.id] = snap
             self.metrics.stop_restored(snap)
             self.latest[snap.id] = _update_of(snap)
             # journaled at the restart's time: the journal never goes back in time
             # (the snapshot keeps its opening time for the trigger id)
-            self.topology.spawn_position(replace(_update_of(snap), t=self.clock()), snap)
+            self.topology.spawn_position(replace(_update_of(snap), t=now), snap)
         self._restore_strategies(saved_stops)
         for sid, legs in self.config.strategies.items():
             if sid in self.declarations or sid in self.topology.spent:
@@ -219,7 +224,7 @@ class Daemon:
         self.metrics.limit_values(self._limit_values())
         self.writer.write(
             Row(
-                self.clock(),
+                now,
                 JournalKind.RESTART,
                 {
                     "positions": len(saved_stops),
@@ -244,7 +249,7 @@ class Daemon:
         pending, self._pending_kill = self._pending_kill, None
         if broker is not None and pending is not None:
             log.warning("resuming kill %s (%s) after a restart", pending.kill_id, pending.mode)
-            self.kill_switch.resume(pending)
+            self.kill_switch.resume(pending, self._pending_step)
 
     def _reload_kill(self) -> None:
         """A kill is never undone by a restart: an unfinished one is done on reconnect."""
@@ -265,6 +270,7 @@ class Daemon:
         self._pending_kill = Kill(
             last.t, KillMode(last.mode), last.operator or "operator", cause, last.id
         )
+        self._pending_step = str(last.state.get("step", ""))
 
     def _reload_windows(self) -> None:
         """What decisions depend on, from the journal: never less strict after a restart."""
@@ -361,8 +367,7 @@ class Daemon:
             on_trigger=self._trigger,
             on_transition=self._transition,
             on_kill=self._kill_fired,
-            # TODO(ib merge): the exit-orders object takes claims made with the TRIGGER
-            claim_exits=False,
+            claim_exits=self.claims_exits,
         )
 
     def _watch(self, handle: Handle) -> None:

@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from actors.messages import Kill, KillMode
 from supervisor.core.closing_orders import Held, flatten_orders
@@ -31,6 +32,15 @@ from supervisor.store.journal_kind import JournalKind
 from supervisor.store.kill_record import KillRecord
 
 log = logging.getLogger(__name__)
+
+
+class ClosingUpdateLike(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
 
 HeldNow = Callable[[], tuple[Sequence[Held], Sequence[tuple[str, Sequence[str]]]]]
 
@@ -65,14 +75,17 @@ class KillSwitch:
         self._lock = threading.Lock()
         self.threads: list[threading.Thread] = []
 
-    def fired(self, kill: Kill) -> None:
+    def fired(self, kill: Kill, *, skip_cancel: bool = False) -> None:
         """A kill took effect (the breaker is OPEN): cancel/flatten on a worker thread."""
         with self._lock:
             self.progress = KillProgress(kill)
         if kill.mode is KillMode.HALT:
             return
         thread = threading.Thread(
-            target=self._execute, args=(kill,), name=f"kill-{kill.kill_id}", daemon=True
+            target=self._execute,
+            args=(kill, skip_cancel),
+            name=f"kill-{kill.kill_id}",
+            daemon=True,
         )
         self.threads.append(thread)
         thread.start()
@@ -97,19 +110,24 @@ class KillSwitch:
         )
         self.writer.write(Row(self.clock(), JournalKind.KILL, payload, kill=record))
 
-    def _execute(self, kill: Kill) -> None:
+    def _execute(self, kill: Kill, skip_cancel: bool) -> None:
         try:
-            self._run(kill)
+            self._run(kill, skip_cancel)
         except Exception as exc:  # the kill's halt stands; say loudly what did not happen
             log.exception("kill %s: %s failed", kill.kill_id, kill.mode.value)
             self._step(kill, "error", f"{type(exc).__name__}: {exc}")
 
-    def _run(self, kill: Kill) -> None:
+    def _run(self, kill: Kill, skip_cancel: bool) -> None:
         broker = self.broker()
         if broker is None:
             log.error("kill %s: no broker to %s through", kill.kill_id, kill.mode.value)
             self._step(kill, "error", "no broker connected: orders were not cancelled")
             self._set_cancel("error: no broker")
+            return
+        if skip_cancel and kill.mode is KillMode.FLATTEN:
+            # resumed after its cancel: cancelling again would cancel this very
+            # flatten's orders, which their claims then forbid re-sending
+            self._flatten(kill, broker)
             return
         self._step(kill, "cancel_requested")
         self._set_cancel("requested")
@@ -164,6 +182,20 @@ class KillSwitch:
             if self.progress is not None:
                 self.progress.orders[target] = status
 
-    def resume(self, kill: Kill) -> None:
-        """After a restart: redo an unfinished flatten (the claims keep it to one order each)."""
-        self.fired(kill)
+    def resume(self, kill: Kill, last_step: str = "") -> None:
+        """After a restart: finish an unfinished kill (the claims keep it to one order each).
+
+        A flatten whose cancel was done goes straight to its closing orders.
+        """
+        after_cancel = last_step.startswith("cancel_") and last_step != "cancel_requested"
+        self.fired(kill, skip_cancel=after_cancel or last_step.startswith("flatten"))
+
+    def closing_update(self, update: ClosingUpdateLike) -> None:
+        """A step of one of the kill's closing orders, as the IB side reports it."""
+        with self._lock:
+            progress = self.progress
+            if progress is None:
+                return
+            prefix = f"kill:{progress.kill.kill_id}:"
+            if update.key.startswith(prefix):
+                progress.orders[update.key.removeprefix(prefix)] = update.status

@@ -56,6 +56,10 @@ class ClosingOrder:
     action: str  # "BUY" or "SELL" (for a combo: BUY = pay the net price)
     limit_price: float
     reason: str  # "stop" or "flatten"
+    subject: str = ""  # the position or strategy it closes (journal, claim)
+    # Claimed in the store together with its decision (a TRIGGER's claim is in the
+    # TRIGGER's own transaction): place it unless an order is already recorded.
+    claimed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

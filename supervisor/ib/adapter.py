@@ -42,6 +42,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from ib_async import IB, Trade
@@ -402,6 +403,8 @@ class IbAdapter:
         if order is None:
             log.warning("TRIGGER of %s (%s): nothing to close", event.id, event.trigger_id)
             return
+        if getattr(self.daemon, "claims_exits", False):
+            order = replace(order, claimed=True)  # claimed in the TRIGGER's transaction
         self.place_closing(order)
 
     def place_closing(self, order: ClosingOrder) -> None:

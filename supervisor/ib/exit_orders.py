@@ -356,6 +356,9 @@ class ExitOrders:
 
     def _claim_and_send(self, order: ClosingOrder) -> None:
         key = order.key
+        if order.claimed:
+            self._send_claimed(order)
+            return
         try:
             claimed = self._claim(order)
         except StoreUnavailable as exc:
@@ -368,6 +371,25 @@ class ExitOrders:
             log.info("closing order %s already claimed: no second order", key)
             self._note(order, "already_claimed", {})
             return
+        self._claimed_here.add(key)
+        self._send(order)
+
+    def _send_claimed(self, order: ClosingOrder) -> None:
+        """The claim was made with the decision (the TRIGGER's transaction): ours to send,
+        unless an order is already recorded under its key (then it was sent)."""
+        key = order.key
+        if self.claims is not None:
+            try:
+                recorded = self.claims.exit_for(key)
+            except StoreUnavailable as exc:
+                if key not in self._unclaimed:
+                    log.error("closing order %s waits for the store: %s", key, exc)
+                self._unclaimed[key] = order
+                return
+            if recorded is not None and recorded.get("order_id") is not None:
+                self._note(order, "already_claimed", {})
+                return
+        self._unclaimed.pop(key, None)
         self._claimed_here.add(key)
         self._send(order)
 
@@ -884,7 +906,7 @@ def _pids(order: ClosingOrder) -> tuple[str, ...]:
 
 
 def _subject(order: ClosingOrder) -> str:
-    return ",".join(_pids(order))
+    return order.subject or ",".join(_pids(order))
 
 
 def _split(text: object) -> tuple[str, ...]:

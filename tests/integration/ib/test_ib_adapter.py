@@ -304,7 +304,8 @@ def test_run_daemon_refuses_what_it_cannot_honour(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = StoreConfig(str(tmp_path / "ok.sqlite"))
-    exposed = Config(api=ApiConfig(Listen("0.0.0.0", 0)), store=store)
+    # a non-loopback bind with no token at all (no token file either)
+    exposed = Config(api=ApiConfig(Listen("0.0.0.0", 0), token_file=""), store=store)
     assert run_daemon(exposed, install_signals=False) == EXIT_CONFIG
     assert "api.listen" in capsys.readouterr().err
     no_store = Config(store=StoreConfig(str(tmp_path / "missing" / "dir" / "s.sqlite")))

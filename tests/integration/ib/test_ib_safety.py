@@ -268,11 +268,6 @@ def test_a_rejected_exit_is_journaled_once(sim: SimulatorThread, tmp_path: Path)
         until(lambda: r.failures(201), what="the rejection counted as a failure")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the core: Daemon.start restores positions with PositionUpdate(opened_t), "
-    "which the hub journals at that old time (see the IB engineer's report)",
-)
 def test_journal_time_never_goes_back_across_a_restart(
     sim: SimulatorThread, tmp_path: Path
 ) -> None:
