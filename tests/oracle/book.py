@@ -75,6 +75,8 @@ class Position:
     last: Stamped | None = None
     greeks: dict[str, float | None] | None = None
     greeks_stamp: Stamp | None = None
+    #: Whether IB ever sent Greeks for it (then the supervisor never computes them).
+    ib_greeks: bool = False
     #: The newest accepted quote with finite, > 0, uncrossed bid and ask (for the collar).
     collar_quote: tuple[Stamp, float, float] | None = None
     #: Strategy leg bookkeeping (§3.1).

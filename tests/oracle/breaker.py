@@ -27,6 +27,11 @@ Facts copied from the contract:
   line that latches OPEN without timer; already OPEN it becomes latched (no
   line).
 - Only state changes write a line: {"t","type":"breaker","from","to","cause"}.
+
+`cause` is free-form in the contract and ignored by the comparison; it is
+written in the shape the project's semantics doc describes ({reason,
+failures_by_kind, failure, operator, latched}) so that the example goldens
+are close to what the project prints.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from oracle.config import BreakerConfig
+from oracle.config import FAILURE_KINDS, BreakerConfig
 
 CLOSED = "closed"
 OPEN = "open"
@@ -49,7 +54,8 @@ class Breaker:
     cfg: BreakerConfig
     lines: list[dict[str, Any]]
     state: str = CLOSED
-    window: list[tuple[float, float]] = field(default_factory=list)
+    #: (t0, kind, weight) in arrival order, every state; cleared on reaching CLOSED.
+    window: list[tuple[float, str, float]] = field(default_factory=list)
     trips_since_closed: int = 0
     due: float | None = None
     permits_taken: int = 0
@@ -57,6 +63,33 @@ class Breaker:
     day_trips: dict[int, int] = field(default_factory=dict)
 
     # -- output --------------------------------------------------------------
+
+    def _by_kind(self, t: float) -> dict[str, float]:
+        """The weights in the window at t, by kind in the kinds' order (for the cause only)."""
+        out: dict[str, float] = {}
+        for t0, kind, weight in self.window:
+            if t - t0 < self.cfg.failure_window_s:
+                out[kind] = out.get(kind, 0.0) + weight
+        return {k: out[k] for k in FAILURE_KINDS if k in out}
+
+    def _cause(
+        self,
+        t: float,
+        reason: str,
+        *,
+        failure: dict[str, Any] | None = None,
+        operator: str | None = None,
+        latched: bool = False,
+        window: bool = True,
+    ) -> dict[str, Any]:
+        """A cause in the semantics doc's shape."""
+        return {
+            "reason": reason,
+            "failures_by_kind": self._by_kind(t) if window else {},
+            "failure": failure,
+            "operator": operator,
+            "latched": latched,
+        }
 
     def _move(self, t: float, to: str, cause: dict[str, Any]) -> None:
         """Change state and write the line (only called for a real change)."""
@@ -74,7 +107,7 @@ class Breaker:
 
     # -- automatic trips -----------------------------------------------------
 
-    def _trip(self, t: float, reason: str, latch: bool) -> None:
+    def _trip(self, t: float, reason: str, latch: bool, failure: dict[str, Any]) -> None:
         """An automatic trip: counts for backoff n and the day's trips; may latch."""
         self.trips_since_closed += 1
         day = math.floor(t / 86400)
@@ -87,31 +120,32 @@ class Breaker:
             n = self.trips_since_closed
             duration = self.cfg.open_timeout_s * self.cfg.backoff_multiplier ** (n - 1)
             self.due = t + min(duration, self.cfg.max_open_timeout_s)
-        self._move(t, OPEN, {"reason": reason, "latched": latched})
+        self._move(t, OPEN, self._cause(t, reason, failure=failure, latched=latched))
 
-    def failure(self, t: float, kind: str) -> None:
+    def failure(self, t: float, kind: str, code: object = None, detail: object = None) -> None:
         """A failure of a kind at t (kinds from lines, stop_guard from the stop guard)."""
+        weight = self.cfg.weight(kind)
+        self.window.append((t, kind, weight))
+        self.window = [f for f in self.window if t - f[0] < self.cfg.failure_window_s]
+        tipping = {"kind": kind, "code": code, "detail": "" if detail is None else detail}
         if self.state == CLOSED:
-            weight = self.cfg.weight(kind)
-            self.window.append((t, weight))
-            self.window = [(t0, w) for (t0, w) in self.window if t - t0 < self.cfg.failure_window_s]
             total = 0.0
-            for _, w in self.window:
+            for _, _, w in self.window:
                 total += w
             if self.cfg.trip(kind):
-                self._trip(t, "trip_kind", latch=False)
+                self._trip(t, "trip_kind", False, tipping)
             elif total >= self.cfg.failure_threshold:
-                self._trip(t, "failure_threshold", latch=False)
+                self._trip(t, "failure_threshold", False, tipping)
         elif self.state == HALF_OPEN:
-            self._trip(t, "half_open_failure", latch=False)
+            self._trip(t, "half_open_failure", False, tipping)
         # OPEN: counted and journaled, nothing changes.
 
-    def loss_trip(self, t: float) -> None:
+    def loss_trip(self, t: float, detail: str) -> None:
         """A loss_limit failure (§4.3): always trips and latches."""
         if self.state == OPEN:
             self.due = None
             return
-        self._trip(t, "loss_limit", latch=True)
+        self._trip(t, "loss_limit", True, {"kind": "loss_limit", "code": None, "detail": detail})
 
     def success(self, t: float) -> None:
         """A success: counts only in HALF_OPEN."""
@@ -119,22 +153,24 @@ class Breaker:
             return
         self.successes += 1
         if self.successes >= self.cfg.half_open_max_tries:
-            self._move(t, CLOSED, {"reason": "half_open_successes"})
+            self._move(t, CLOSED, self._cause(t, "half_open_successes"))
 
     # -- operator and kill ---------------------------------------------------
 
-    def force_open(self, t: float, reason: str = "operator_force_open") -> None:
+    def force_open(
+        self, t: float, reason: str = "operator_force_open", operator: str | None = "operator"
+    ) -> None:
         """force-open, kill and the heartbeat loss: OPEN and sticky (timer dropped)."""
         self.due = None
         if self.state != OPEN:
-            self._move(t, OPEN, {"reason": reason})
+            self._move(t, OPEN, self._cause(t, reason, operator=operator))
         self.due = None
 
-    def reset(self, t: float) -> None:
+    def reset(self, t: float, operator: str = "operator") -> None:
         """Operator reset: CLOSED with everything cleared, the day's trips too."""
         self.day_trips.clear()
         if self.state != CLOSED:
-            self._move(t, CLOSED, {"reason": "operator_reset"})
+            self._move(t, CLOSED, self._cause(t, "operator_reset", operator=operator))
         self.window.clear()
         self.trips_since_closed = 0
         self.permits_taken = 0
@@ -148,7 +184,7 @@ class Breaker:
         assert self.due is not None and self.state == OPEN
         due = self.due
         self.due = None
-        self._move(due, HALF_OPEN, {"reason": "open_timeout"})
+        self._move(due, HALF_OPEN, self._cause(due, "open_timeout", window=False))
 
     # -- the gate's questions ------------------------------------------------
 

@@ -77,14 +77,14 @@ class Money:
         """Operator reset: the HWM restarts at the estimate of that moment."""
         self.hwm = self.estimate() if self.nlv_from_ib else None
 
-    def over_limit(self) -> bool:
-        """Whether a loss limit is breached now (checked at pnl and account events)."""
+    def over_limit(self) -> str | None:
+        """Which loss limit is breached now, if any (checked at pnl and account events)."""
         cfg = self.cfg
         daily = self.pnl
         if cfg.max_daily_loss is not None and daily is not None and daily <= -cfg.max_daily_loss:
-            return True
+            return "max_daily_loss"
         if cfg.max_drawdown_pct is not None and self.hwm is not None:
             est = self.estimate()
             if est is not None and est <= self.hwm * (1 - cfg.max_drawdown_pct / 100):
-                return True
-        return False
+                return "max_drawdown_pct"
+        return None

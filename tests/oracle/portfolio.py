@@ -34,6 +34,12 @@ Facts copied from the contract and the semantics doc:
   % limits; beta for every symbol and a fresh index price for beta.  Missing
   or old data -> stale_data (value = largest age, null when something is
   missing; limit = max_data_age_s) and the limits are not evaluated.
+- Greeks come from IB's modelGreeks; where there are none, the supervisor
+  computes them (BSM).  Here (see AMBIGUITIES.md and replay.py): an option
+  position that never received a `greeks` object gets BSM Greeks at each of
+  its accepted quotes, from that quote's price and the underlying's latest
+  price, stamped with that quote; IB Greeks with a needed field missing are
+  missing data, not a reason for BSM.
 - A leg uses its own Greeks when they carry every field the limits need, else
   the held contract's, else BSM (implied vol from the leg's price against the
   underlying's latest price: the newest held stock price or option und_price
@@ -145,17 +151,21 @@ def underlying_price(positions: list[Position], symbol: str) -> float | None:
     return None if best is None else best.value
 
 
-def bsm_greeks(leg: Leg, s: float | None, t: float, cfg: Config) -> dict[str, float | None] | None:
-    """Greeks of a leg from its price by implied vol; None when impossible."""
-    if s is None or leg.strike is None or leg.expiry is None or leg.right is None:
+def bsm_greeks(
+    spec: Leg | Position, option_price: float | None, s: float | None, t: float, cfg: Config
+) -> dict[str, float | None] | None:
+    """Greeks of an option from its price by implied vol at time t; None when impossible."""
+    if s is None or option_price is None:
         return None
-    years = bsm.years_to_expiry(leg.expiry, t)
-    q = cfg.dividend_yield.get(leg.symbol, 0.0)
-    iv = bsm.implied_vol(leg.right, leg.price, s, leg.strike, years, cfg.rate, q)
+    if spec.strike is None or spec.expiry is None or spec.right is None:
+        return None
+    years = bsm.years_to_expiry(spec.expiry, t)
+    q = cfg.dividend_yield.get(spec.symbol, 0.0)
+    iv = bsm.implied_vol(spec.right, option_price, s, spec.strike, years, cfg.rate, q)
     if iv is None:
         return None
     out: dict[str, float | None] = dict(
-        bsm.greeks(leg.right, s, leg.strike, years, cfg.rate, q, iv)
+        bsm.greeks(spec.right, s, spec.strike, years, cfg.rate, q, iv)
     )
     out["iv"] = iv
     out["und_price"] = s
@@ -213,14 +223,17 @@ def evaluate_limits(
     ages: list[float] = []
 
     items: list[Item] = []
+    held_greeks: dict[tuple[Any, ...], dict[str, float | None] | None] = {}
     for pos in positions:
         price: float | None = None
+        pos_greeks = pos.greeks
         if pos.is_option:
             if greeks_needed:
-                if not _complete(pos.greeks, need) or pos.greeks_stamp is None:
+                if not _complete(pos_greeks, need) or pos.greeks_stamp is None:
                     missing = True
                 else:
                     ages.append(t - pos.greeks_stamp[0])
+            held_greeks.setdefault(pos.contract, pos_greeks)
         else:
             sp = pos.stock_price()
             price = None if sp is None else sp.value
@@ -237,7 +250,7 @@ def evaluate_limits(
                 pos.strike,
                 pos.right,
                 pos.expiry,
-                pos.greeks,
+                pos_greeks,
                 price,
             )
         )
@@ -248,11 +261,11 @@ def evaluate_limits(
             if _complete(leg.greeks, need):
                 greeks = leg.greeks
             else:
-                held = next((p for p in positions if p.contract == leg.contract), None)
-                if held is not None:
-                    greeks = held.greeks
+                if leg.contract in held_greeks:
+                    greeks = held_greeks[leg.contract]
                 else:
-                    greeks = bsm_greeks(leg, underlying_price(positions, leg.symbol), t, cfg)
+                    und = underlying_price(positions, leg.symbol)
+                    greeks = bsm_greeks(leg, leg.price, und, t, cfg)
                 if not _complete(greeks, need):
                     missing = True
         items.append(

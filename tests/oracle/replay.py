@@ -41,6 +41,7 @@ from oracle.events import (
 )
 from oracle.gate import Gate
 from oracle.money import Money
+from oracle.portfolio import bsm_greeks, underlying_price
 from oracle.stops import TRIGGER, StopState, step
 
 
@@ -148,7 +149,7 @@ class Replay:
             if hb_fires and (not br_fires or (hb is not None and br is not None and hb <= br)):
                 assert hb is not None
                 self.heartbeat_due = None
-                self.breaker.force_open(hb, reason="heartbeat_lost")
+                self.breaker.force_open(hb, reason="heartbeat_lost", operator=None)
             elif br_fires:
                 self.breaker.fire_timer()
             else:
@@ -198,7 +199,8 @@ class Replay:
             if fkind not in LINE_FAILURE_KINDS:
                 raise BadLine("kind must be one of the failure kinds")
             assert isinstance(fkind, str)
-            return lambda t, seq: self.breaker.failure(t, fkind)
+            code, detail = obj.get("code"), obj.get("detail")
+            return lambda t, seq: self.breaker.failure(t, fkind, code, detail)
         if kind == "success":
             return lambda t, seq: self.breaker.success(t)
         if kind == "check":
@@ -214,7 +216,9 @@ class Replay:
                 mode = obj.get("mode")
                 if mode is not None and mode not in KILL_MODES:
                     raise BadLine("unknown kill mode")
-            return lambda t, seq: self.on_admin(t, str(action))
+            operator = obj.get("operator")
+            who = operator if isinstance(operator, str) else "operator"
+            return lambda t, seq: self.on_admin(t, str(action), who)
         raise BadLine("unknown type")
 
     def validate_position(self, obj: dict[str, Any]) -> Any:
@@ -406,6 +410,9 @@ class Replay:
         if greeks is not None:
             pos.greeks = greeks
             pos.greeks_stamp = stamp
+            pos.ib_greeks = True
+        elif pos.is_option and not pos.ib_greeks:
+            self.compute_greeks(t, stamp, pos, bid, ask, last)
         if pos.strategy is not None:
             self.strategy_quote(t, pos, ref)
             return
@@ -414,6 +421,31 @@ class Replay:
         action = step(pos.stop, params, pos.entry, pos.long, ref, strategy=False)
         if action is not None:
             self.emit_stop(t, pos.id, action, pos.stop, ref, pos.symbol)
+
+    def compute_greeks(
+        self,
+        t: float,
+        stamp: Stamp,
+        pos: Position,
+        bid: float | None,
+        ask: float | None,
+        last: float | None,
+    ) -> None:
+        """'Where there are none, the supervisor computes them (BSM)': from this quote's mid
+        (else its last) and the underlying's latest price; impossible: the Greeks stay as
+        they were."""
+        if finite_positive(bid) and finite_positive(ask):
+            assert bid is not None and ask is not None
+            own: float | None = (bid + ask) / 2
+        elif finite_positive(last):
+            own = last
+        else:
+            return
+        und = underlying_price(list(self.positions.values()), pos.symbol)
+        greeks = bsm_greeks(pos, own, und, t, self.cfg)
+        if greeks is not None:
+            pos.greeks = greeks
+            pos.greeks_stamp = stamp
 
     def strategy_quote(self, t: float, pos: Position, ref: float) -> None:
         """An accepted leg quote: maybe start the strategy's stop, then feed its net price."""
@@ -477,7 +509,7 @@ class Replay:
         if guard_n is not None and guard_w is not None:
             recent = [t0 for (_, t0) in self.triggers if t - guard_w < t0 <= t]
             if len(recent) >= guard_n:
-                self.breaker.failure(t, "stop_guard")
+                self.breaker.failure(t, "stop_guard", None, f"{len(recent)} triggers: {sid}")
 
     # -- market lines, money, checks, admin -------------------------------------
 
@@ -509,8 +541,10 @@ class Replay:
     def on_money(self, update: Any, t: float) -> None:
         """A pnl or account line: update, then test the loss limits."""
         update()
-        if self.cfg.loss_limit_set and self.money.over_limit():
-            self.breaker.loss_trip(t)
+        if self.cfg.loss_limit_set:
+            breach = self.money.over_limit()
+            if breach is not None:
+                self.breaker.loss_trip(t, breach)
 
     def on_check(self, t: float, obj: dict[str, Any]) -> None:
         """A check: re-arms the heartbeat, then the gate answers."""
@@ -528,14 +562,14 @@ class Replay:
         )
         self.out.append(line)
 
-    def on_admin(self, t: float, action: str) -> None:
+    def on_admin(self, t: float, action: str, operator: str) -> None:
         """Operator actions: force_open, reset, kill (any mode acts as halt)."""
         if action == "force_open":
-            self.breaker.force_open(t)
+            self.breaker.force_open(t, operator=operator)
         elif action == "kill":
-            self.breaker.force_open(t, reason="kill")
+            self.breaker.force_open(t, reason="kill", operator=operator)
         else:
-            self.breaker.reset(t)
+            self.breaker.reset(t, operator=operator)
             self.money.on_reset()
 
 
