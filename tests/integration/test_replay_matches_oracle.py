@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from oracle import oracle_replay
-from oracle.streams import FOCUSES, scenarios
+from oracle.scenarios import INLINE
+from oracle.streams import CORE_FOCUSES, FOCUSES, scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -217,6 +218,13 @@ def test_oracle_reproduces_its_examples(name: str) -> None:
     assert result.bad_lines == set()
 
 
+@pytest.mark.parametrize("name", sorted(INLINE))
+def test_inline_scenario_matches_oracle(name: str) -> None:
+    """Scenarios with bad lines (tests/oracle/scenarios.py): the project equals the oracle."""
+    config, lines, _, _ = INLINE[name]
+    compare(config, lines)
+
+
 def test_oracle_examples_ship() -> None:
     """The hand-checked scenarios are all there (a rename must not silently drop one)."""
     assert set(ORACLE_SCENARIOS) <= set(SCENARIOS)
@@ -232,7 +240,7 @@ RANDOM = settings(
 )
 
 
-@pytest.mark.parametrize("focus", FOCUSES)
+@pytest.mark.parametrize("focus", FOCUSES + CORE_FOCUSES)
 def test_random_streams_match_oracle(focus: str) -> None:
     """Random streams leaning on one area of the contract: the project equals the oracle."""
 

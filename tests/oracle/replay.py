@@ -324,6 +324,7 @@ class Replay:
             self.strategies[sid] = strat
         strat.legs.append(pos.id)
         pos.strategy = sid
+        pos.stop_off = False
         pos.quoted_since_join = False
         pos.leg_ref = None
         strat.restart()

@@ -340,6 +340,19 @@ class Gen:
             if self.chance(20):
                 self.advance()
 
+    def join_strategy(self) -> None:
+        """A new leg joins a live strategy later (it restarts the stop, unless triggered)."""
+        if not self.strategies:
+            self.open_strategy()
+            return
+        sid = self.pick(sorted(self.strategies))
+        legs = [self.positions[p] for p in self.strategies[sid] if p in self.positions]
+        if not legs:
+            return
+        symbol = legs[0].contract[1]
+        contract = ("STK", symbol) if self.chance(30) else self.option_contract(symbol)
+        self.open_position(contract, strategy=sid)
+
     def market(self) -> None:
         """A market line: mostly the index stock or a contract someone might trade."""
         contract: Contract = (
@@ -751,6 +764,7 @@ WEIGHTS: dict[str, dict[str, int]] = {
     "stops": {"open": 12, "quote": 55, "update": 8, "close": 6, "check": 2, "failure": 2, "bad": 2},
     "strategies": {
         "strategy": 10,
+        "join": 3,
         "open": 4,
         "quote": 60,
         "update": 8,
@@ -793,6 +807,7 @@ WEIGHTS: dict[str, dict[str, int]] = {
     "mixed": {
         "open": 8,
         "strategy": 4,
+        "join": 1,
         "quote": 30,
         "market": 6,
         "update": 4,
@@ -830,6 +845,8 @@ def scenarios(draw: st.DrawFn, focus: str) -> tuple[str, list[str]]:
             g.open_position()
         elif what == "strategy":
             g.open_strategy()
+        elif what == "join":
+            g.join_strategy()
         elif what == "quote":
             pid = g.pick(sorted(g.positions))
             for _ in range(g.integer(1, 3)):
