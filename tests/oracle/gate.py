@@ -301,6 +301,7 @@ class Gate:
         positions: list[Position],
         market_quotes: dict[tuple[Any, ...], tuple[Stamp, float, float]],
         market_index: Stamped | None,
+        underlying: dict[str, Stamped],
         nlv: float | None,
         pnl_time: float | None,
         triggers: list[tuple[str, float]],
@@ -315,7 +316,7 @@ class Gate:
             line["reasons"] = [reason("invalid_order", None, None)]
             return line
 
-        portfolio = evaluate_limits(cfg, t, positions, legs, nlv, market_index)
+        portfolio = evaluate_limits(cfg, t, positions, legs, nlv, market_index, underlying)
         risk_reducing = portfolio.stale is None and portfolio.risk_reducing
         reasons: list[dict[str, Any]] = list(portfolio.violations)
         control_reasons, collar_stale = self.controls(t, legs, positions, market_quotes)

@@ -42,8 +42,9 @@ Facts copied from the contract and the semantics doc:
   missing data, not a reason for BSM.
 - A leg uses its own Greeks when they carry every field the limits need, else
   the held contract's, else BSM (implied vol from the leg's price against the
-  underlying's latest price: the newest held stock price or option und_price
-  on that symbol; market lines never count); impossible -> stale_data.
+  underlying's latest price: the newest stock-position price or option
+  und_price seen on that symbol, also from positions closed since; market
+  lines never count); impossible -> stale_data.
 """
 
 from __future__ import annotations
@@ -139,18 +140,6 @@ def _complete(greeks: dict[str, float | None] | None, need: set[str]) -> bool:
     return greeks is not None and all(greeks.get(f) is not None for f in need)
 
 
-def underlying_price(positions: list[Position], symbol: str) -> float | None:
-    """The newest held stock price or option und_price on a symbol (for a BSM leg)."""
-    best: Stamped | None = None
-    for pos in positions:
-        if pos.symbol != symbol:
-            continue
-        cand = pos.und_price() if pos.is_option else pos.stock_price()
-        if cand is not None and (best is None or cand.stamp > best.stamp):
-            best = cand
-    return None if best is None else best.value
-
-
 def bsm_greeks(
     spec: Leg | Position, option_price: float | None, s: float | None, t: float, cfg: Config
 ) -> dict[str, float | None] | None:
@@ -202,8 +191,12 @@ def evaluate_limits(
     legs: list[Leg],
     nlv: float | None,
     market_index: Stamped | None,
+    underlying: dict[str, Stamped],
 ) -> PortfolioVerdict:
-    """Run the data check, then every configured limit over the projected portfolio."""
+    """Run the data check, then every configured limit over the projected portfolio.
+
+    `underlying` holds each symbol's latest underlying price (for BSM legs).
+    """
     lim = cfg.limits
     if not lim:
         return PortfolioVerdict()
@@ -264,8 +257,8 @@ def evaluate_limits(
                 if leg.contract in held_greeks:
                     greeks = held_greeks[leg.contract]
                 else:
-                    und = underlying_price(positions, leg.symbol)
-                    greeks = bsm_greeks(leg, leg.price, und, t, cfg)
+                    und = underlying.get(leg.symbol)
+                    greeks = bsm_greeks(leg, leg.price, None if und is None else und.value, t, cfg)
                 if not _complete(greeks, need):
                     missing = True
         items.append(

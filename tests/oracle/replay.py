@@ -41,7 +41,7 @@ from oracle.events import (
 )
 from oracle.gate import Gate
 from oracle.money import Money
-from oracle.portfolio import bsm_greeks, underlying_price
+from oracle.portfolio import bsm_greeks
 from oracle.stops import TRIGGER, StopState, step
 
 
@@ -109,6 +109,9 @@ class Replay:
     spent: set[str] = field(default_factory=set)
     market_quotes: dict[tuple[Any, ...], tuple[Stamp, float, float]] = field(default_factory=dict)
     market_index: Stamped | None = None
+    #: Each symbol's latest underlying price: the newest stock-position price or option
+    #: und_price seen, positions closed since included (never `market` lines).
+    underlying: dict[str, Stamped] = field(default_factory=dict)
     triggers: list[tuple[str, float]] = field(default_factory=list)
     heartbeat_due: float | None = None
     clock: float | None = None
@@ -414,6 +417,10 @@ class Replay:
             pos.ib_greeks = True
         elif pos.is_option and not pos.ib_greeks:
             self.compute_greeks(t, stamp, pos, bid, ask, last)
+        seen = pos.und_price() if pos.is_option else pos.stock_price()
+        known = self.underlying.get(pos.symbol)
+        if seen is not None and (known is None or seen.stamp > known.stamp):
+            self.underlying[pos.symbol] = seen
         if pos.strategy is not None:
             self.strategy_quote(t, pos, ref)
             return
@@ -442,8 +449,8 @@ class Replay:
             own = last
         else:
             return
-        und = underlying_price(list(self.positions.values()), pos.symbol)
-        greeks = bsm_greeks(pos, own, und, t, self.cfg)
+        und = self.underlying.get(pos.symbol)
+        greeks = bsm_greeks(pos, own, None if und is None else und.value, t, self.cfg)
         if greeks is not None:
             pos.greeks = greeks
             pos.greeks_stamp = stamp
@@ -556,6 +563,7 @@ class Replay:
             positions=list(self.positions.values()),
             market_quotes=self.market_quotes,
             market_index=self.market_index,
+            underlying=self.underlying,
             nlv=self.money.estimate(),
             pnl_time=self.money.pnl_time,
             triggers=self.triggers,
