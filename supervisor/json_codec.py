@@ -217,7 +217,12 @@ def _ib_value(obj: Mapping[str, Any], name: str) -> float | None:
 
 
 def pnl(obj: Mapping[str, Any], t: float) -> PnlUpdate:
-    """IB's reqPnL values; an unset ``daily`` is missing data (DESIGN §4.3), not a bad line."""
+    """IB's reqPnL values; an unset ``daily`` is missing data (DESIGN §4.3), not a bad line.
+
+    ``daily`` must be there (null is its unset value); a line without it is bad.
+    """
+    if "daily" not in obj:
+        raise BadInput("daily is required (null when IB has not set it)")
     return PnlUpdate(
         t, _ib_value(obj, "daily"), _ib_value(obj, "unrealized"), _ib_value(obj, "realized")
     )

@@ -98,15 +98,18 @@ class Assessor:
         item = self.book.stale(t, self.params.limits.max_data_age_s)
         if item is not None:
             stale.append(item)
-        else:
+        if item is None or item.age is not None:
+            # Every piece of data is judged, not only the first that fails: the
+            # answer's stale_data value is the largest age, or null when anything
+            # is missing (DESIGN §4). Old Greeks are still Greeks: the limits can
+            # be computed to find what else is missing, their verdicts unused.
             try:
-                judge = self._judge_limits(t, legs)
-            except Stale as exc:
-                stale.append(exc.item)
+                judge, missing = self._judge_limits(t, legs)
             except (ArithmeticError, ValueError) as exc:  # numbers no real order has
                 detail = f"out of range: {exc}"
                 return Assessment(t, req.id, legs, invalid=detail, detail=detail)
-            else:
+            stale.extend(missing)
+            if item is None and not missing:
                 limit_reasons = tuple(judge.reasons)
                 risk_reducing = judge.risk_reducing
 
@@ -142,11 +145,23 @@ class Assessor:
             "; ".join(details),
         )
 
-    def _judge_limits(self, t: float, legs: tuple[Leg, ...]) -> Judge:
+    def _judge_limits(self, t: float, legs: tuple[Leg, ...]) -> tuple[Judge, list[StaleItem]]:
+        """Every configured limit's measures; the data found missing or old on the way."""
         ctx = LimitContext(self.book, self.market, self.params, t)
-        risks = [resolve(leg, self.book, t, self.params) for leg in legs]
         judge = Judge(self.params.limits.max_data_age_s)
+        missing: list[StaleItem] = []
+        risks = []
+        for leg in legs:
+            try:
+                risks.append(resolve(leg, self.book, t, self.params))
+            except Stale as exc:
+                missing.append(exc.item)
+        if missing:
+            return judge, missing
         for limit in self.limits:
-            for before, after in limit.measures(ctx, risks):
-                judge.measure(limit.code, limit.limit, before, after)
-        return judge
+            try:
+                for before, after in limit.measures(ctx, risks):
+                    judge.measure(limit.code, limit.limit, before, after)
+            except Stale as exc:
+                missing.append(exc.item)
+        return judge, missing

@@ -33,7 +33,8 @@ class OrderRate:
 
     def judge(self, t: float, key: OrderKey) -> Reason | None:
         n = self.count(t)
-        return Reason(self.code, float(n), float(self.limit)) if n >= self.limit else None
+        # a count and a count limit: whole numbers in the answer (2, not 2.0)
+        return Reason(self.code, n, self.limit) if n >= self.limit else None
 
     def admitted(self, t: float, key: OrderKey) -> None:
         self.allowed.append(t)
