@@ -182,6 +182,7 @@ probe_interval_s = 5.0
 
 [api]
 listen = "127.0.0.1:0"
+heartbeat_timeout_s = 3600
 
 [metrics]
 listen = "127.0.0.1:0"
@@ -189,8 +190,22 @@ listen = "127.0.0.1:0"
 [store]
 path = "{store}"
 
+[record]
+dir = "{store.parent / 'recordings'}"
+
 [limits]
 max_portfolio_delta = 1000
+max_beta_weighted_delta = 1000000
+
+[beta]
+index = "SPY"
+default = 1.0
+
+[loss]
+max_daily_loss = 1000000
+
+[margin]
+max_init_margin_pct = 1000
 
 [breaker]
 failure_threshold = 50
@@ -380,8 +395,8 @@ def test_live_scrape_alert_and_every_dashboard_query(tmp_path: Path) -> None:
         for var in dashboard_variables():
             if var["type"] != "query":
                 continue
-            m = re.fullmatch(r"label_values\((.*), (\w+)\)", var["definition"])
-            assert m is not None, var["definition"]
+            m = re.fullmatch(r"label_values\((.*), (\w+)\)", var["query"])
+            assert m is not None, var["query"]
             selector, label = substitute(m.group(1), values), m.group(2)
             found = set(p.api(f"/api/v1/label/{label}/values", **{"match[]": selector}))
             want = {instance} if label == "instance" else {str(AAPL)}

@@ -15,6 +15,7 @@ users run it: `python -m supervisor replay --config C EVENTS`.
 from __future__ import annotations
 
 import json
+import os
 import math
 import re
 import subprocess
@@ -231,7 +232,7 @@ def test_oracle_examples_ship() -> None:
 
 
 RANDOM = settings(
-    max_examples=50,
+    max_examples=int(os.environ.get("ORACLE_EXAMPLES", "50")),
     deadline=None,
     derandomize=False,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
