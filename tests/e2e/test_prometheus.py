@@ -191,7 +191,7 @@ listen = "127.0.0.1:0"
 path = "{store}"
 
 [record]
-dir = "{store.parent / 'recordings'}"
+dir = "{store.parent / "recordings"}"
 
 [limits]
 max_portfolio_delta = 1000
