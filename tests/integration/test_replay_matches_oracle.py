@@ -15,8 +15,8 @@ users run it: `python -m supervisor replay --config C EVENTS`.
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import re
 import subprocess
 import sys
