@@ -25,7 +25,8 @@ from rich.text import Text
 
 from actors.messages import StopSnapshot
 from supervisor.core.daemon import Daemon
-from supervisor.store.sqlite_store import JournalRow, StoreUnavailable
+from supervisor.core.facade import JournalEntry
+from supervisor.store.sqlite_store import StoreUnavailable
 
 __all__ = ["Frame", "PositionLine", "read_frame", "render_rich", "render_text"]
 
@@ -84,7 +85,7 @@ def _state(s: StopSnapshot) -> str:
     return "active" if s.active else "idle"
 
 
-def _event_line(row: JournalRow, now: float) -> str | None:
+def _event_line(row: JournalEntry, now: float) -> str | None:
     p = row.payload
     kind = row.kind
     ago = f"{max(0.0, now - row.t):5.1f}s ago" if math.isfinite(row.t) else "        "
@@ -125,11 +126,10 @@ def _event_line(row: JournalRow, now: float) -> str | None:
 
 
 def _events(daemon: Daemon, now: float, n: int) -> tuple[str, ...]:
-    store = daemon.store
-    if store is None:
-        return ()
     try:
-        rows = store.journal(newest=True, limit=200)
+        rows = daemon.journal(newest=True, limit=200)
+    except LookupError:
+        return ()
     except StoreUnavailable as exc:
         return (f"journal unavailable: {exc}",)
     lines = [

@@ -603,6 +603,22 @@ class Daemon:
                 continue
         return out
 
+    @property
+    def exit_claims(self) -> Store | None:
+        """Where closing orders are claimed (the IB side's exit-orders object uses it)."""
+        return self.store
+
+    def triggered_stops(self) -> list[StopSnapshot]:
+        """The durable triggered stops (their TRIGGER is journaled), for reconciling exits."""
+        store = self.store
+        if store is None:
+            return []
+        try:
+            return [s for s in store.load_stops() if s.triggered]
+        except StoreUnavailable as exc:
+            log.error("cannot read the saved stops to reconcile exits: %s", exc)
+            return []
+
     def health(self) -> Health:
         state = self.breaker_view().state
         store = self.store
@@ -839,6 +855,7 @@ class Daemon:
         position_id: str | None = None,
         limit: int = 1000,
         after_seq: int | None = None,
+        newest: bool = False,
     ) -> Sequence[JournalEntry]:
         store = self.store
         if store is None:
@@ -853,12 +870,11 @@ class Daemon:
                 kind=kind,
                 position_id=position_id,
                 limit=limit,
+                newest=newest,
             )
         rows.sort(key=lambda r: r.seq)
-        return [
-            JournalEntry(r.seq, r.t, r.kind, r.position_id, r.payload, r.wall_t)
-            for r in rows[:limit]
-        ]
+        rows = rows[-limit:] if newest else rows[:limit]
+        return [JournalEntry(r.seq, r.t, r.kind, r.position_id, r.payload, r.wall_t) for r in rows]
 
     # ------------------------------------------------------------- effects
 

@@ -79,7 +79,6 @@ from supervisor.ib.journal import Journal, RowWriter, WriterJournal
 from supervisor.ib.kill import CancelAll, CancelOutcome, KillReport
 from supervisor.ib.session import ConnectionMetrics, Session, backoff_delay
 from supervisor.ib.what_if import WhatIfs
-from supervisor.store.sqlite_store import Store, StoreUnavailable
 
 __all__ = [
     "ERROR_CLASSES",
@@ -131,7 +130,9 @@ class AdapterHost(FeedInputs, Protocol):
     def metrics(self) -> ConnectionMetrics: ...
 
     @property
-    def store(self) -> Store | None: ...
+    def exit_claims(self) -> ClaimStore | None: ...
+
+    def triggered_stops(self) -> Sequence[StopSnapshot]: ...
 
     def failure(self, kind: FailureKind, code: int | None = None, detail: str = "") -> None: ...
 
@@ -174,11 +175,10 @@ class IbAdapter:
         self.daemon = daemon
         self.config = config if config is not None else daemon.config.ib
         cfg = self.config
-        store = daemon.store
         self.journal: Journal = (
             journal if journal is not None else WriterJournal(daemon.writer, daemon.clock)
         )
-        self.claims: ClaimStore | None = claims if claims is not None else store
+        self.claims: ClaimStore | None = claims if claims is not None else daemon.exit_claims
         self.on_kill_step: KillReport = on_kill_step if on_kill_step is not None else self._kill_row
         self.sync_timeout_s = (
             sync_timeout_s
@@ -469,14 +469,7 @@ class IbAdapter:
         """The durable triggered stops (their TRIGGER is journaled)."""
         if self._triggered_stops is not None:
             return self._triggered_stops()
-        store = self.daemon.store
-        if store is None:
-            return []
-        try:
-            return [s for s in store.load_stops() if s.triggered]
-        except StoreUnavailable as exc:
-            log.error("cannot read the saved stops to reconcile exits: %s", exc)
-            return []
+        return self.daemon.triggered_stops()
 
     async def _recover(self, session: int) -> None:
         """Exits for triggered stops that were never claimed (a crash between TRIGGER and claim)."""
