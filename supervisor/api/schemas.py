@@ -111,6 +111,7 @@ class StopOut(BaseModel):
     triggered: bool
     trigger_id: str | None
     ignored_quotes: int
+    strategy: str | None = None  # the strategy this position is a leg of (its own stop off)
 
 
 class MoneyOut(BaseModel):

@@ -45,13 +45,16 @@ def _stop_out(s: StopSnapshot) -> dict[str, Any]:
         **json_codec.contract_fields(s.contract),
         "qty": s.qty,
         "entry_price": s.entry_price,
-        "active": s.active,
+        # armed and still watching: as trailing_stops_active counts (a triggered
+        # stop is done, whatever its stop level)
+        "active": s.active and not s.triggered,
         "extreme": s.extreme,
         "stop": s.stop,
         "breaches": s.breaches,
         "triggered": s.triggered,
         "trigger_id": s.trigger_id,
         "ignored_quotes": s.ignored_quotes,
+        "strategy": s.strategy,
     }
 
 

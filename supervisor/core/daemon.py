@@ -521,10 +521,9 @@ class Daemon:
         if action is AdminAction.KILL:
             return self.kill(KillMode.HALT, operator).breaker
         t = self.clock()
-        if not self.writer.write(
-            Row(t, JournalKind.ADMIN, {"action": action.value, "operator": operator})
-        ):
-            raise StoreUnavailable("admin", self.writer.down or "the journal is unavailable")
+        # Journaled first; while the store is down the row waits in the writer's
+        # backlog like every decision (and the breaker is already held open).
+        self.writer.write(Row(t, JournalKind.ADMIN, {"action": action.value, "operator": operator}))
         self._record({"t": t, "type": "admin", "action": action.value})
         if action is AdminAction.RESET:
             self.topology.admin(Admin(t, action, operator))

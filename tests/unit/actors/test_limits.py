@@ -1085,3 +1085,24 @@ def test_gate_agrees_with_design_model(limits: dict, held: dict, legs: list) -> 
     assert v.risk_reducing == rr
     # and the listing itself is in the table's order
     assert [rank[r.code] for r in v.reasons] == sorted(rank[r.code] for r in v.reasons)
+
+
+def test_a_bsm_leg_uses_the_underlyings_latest_observed_price(make_book: MakeBook) -> None:
+    """Issue: an option quote *without* Greeks once re-stamped an old und_price as the newest.
+
+    Greeks with und_price 171 at t+2, the stock's last 170 at t+3, the option
+    re-quoted without Greeks at t+5: a leg at t+6 is priced against 170.
+    """
+    p = gp({R.MAX_PORTFOLIO_DELTA: 1e9})
+    b = make_book(p)
+    c = opt("AAPL", 170.0)
+    b.upsert("o", c, 1)
+    b.mark("o", T0 + 2, 5.0, 5.2, 5.1, full(0.5, und=171.0))
+    hold_stock(b, "s", "AAPL", 10, last=170.0, t=T0 + 3)
+    b.mark("o", T0 + 5, 5.0, 5.2, 5.1, None)
+    assert b.und_price["AAPL"] == (T0 + 3, 170.0)
+    leg = oleg("AAPL", 1, 175.0, price=3.0)  # a contract not held: BSM on the leg's price
+    from actors.gate.leg_risk import resolve
+
+    risk = resolve(leg, b, T0 + 6, p)
+    assert risk.greeks is not None and risk.greeks.und_price == 170.0
