@@ -25,13 +25,16 @@ class DeadMan:
         return self.timeout_s is not None
 
     def beat(self, t: float) -> float | None:
-        """A heartbeat or a check at ``t``: the new deadline (None when off)."""
-        if self.timeout_s is None:
-            return None
+        """A heartbeat or a check at ``t``: the new deadline (None when off).
+
+        The last heartbeat is remembered even when the switch is off (shown in
+        the state: the trader's last sign of life).
+        """
         if self.last is None or t >= self.last:
             self.last = t
-            self.deadline = t + self.timeout_s
-            self.fired = False
+            if self.timeout_s is not None:
+                self.deadline = t + self.timeout_s
+                self.fired = False
         return self.deadline
 
     def due(self, t: float) -> bool:

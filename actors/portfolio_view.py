@@ -51,13 +51,13 @@ class PortfolioView:
     vega: float
     theta: float
     net_liquidation: float | None  # the estimate every % limit uses (DESIGN §4.3)
-    beta_weighted_delta: float | None = None  # index shares; None: not configured or stale
     limits: dict[str, float] = field(default_factory=dict)
     usage: dict[str, float] = field(default_factory=dict)  # the largest usage of each limit
     utilization: dict[str, float] = field(default_factory=dict)  # usage / limit
     data_problem: str | None = None
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rows: tuple[dict[str, Any], ...] = ()
+    beta_weighted_delta: float | None = None  # index shares; None: not configured or stale
 
     def positions(self) -> pl.DataFrame:
         return pl.DataFrame(list(self.rows), schema=_POSITION_SCHEMA, orient="row")
@@ -172,13 +172,13 @@ def view_of(
         totals.vega.value,
         totals.theta.value,
         nlv,
-        beta,
         limit_values,
         used,
         utilization,
         problem,
         dict(params.groups),
         rows,
+        beta,
     )
 
 
