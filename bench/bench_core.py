@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import recording  # noqa: E402
+
 from actors.book import Book  # noqa: E402
 from actors.gate.assessment import Assessment, Assessor  # noqa: E402
 from actors.market_book import MarketBook  # noqa: E402
@@ -52,9 +54,8 @@ from actors.messages import (  # noqa: E402
     SecType,
     StopSnapshot,
 )
-import recording  # noqa: E402
-from supervisor.commands import replay  # noqa: E402
 from actors.money import Money  # noqa: E402
+from supervisor.commands import replay  # noqa: E402
 from supervisor.config import Config, parse  # noqa: E402
 from supervisor.core.daemon import Daemon  # noqa: E402
 from supervisor.store.sqlite_store import Store  # noqa: E402
