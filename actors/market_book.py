@@ -9,6 +9,7 @@ mid). O(1) per quote; nothing here walks the book.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from actors.book import contract_key, positive
@@ -43,23 +44,37 @@ class MarketBook:
         # position's quotes stop counting (DESIGN: "quotes of open positions").
         self._held: dict[tuple[object, ...], dict[str, TwoSided]] = {}
         self._key_of: dict[str, tuple[object, ...]] = {}
+        # position id -> (contract, its key): a contract is immutable, and the
+        # same object comes with every quote of a position, so the key is
+        # computed once per position instead of once per quote.
+        self._keyed: dict[str, tuple[Contract, tuple[object, ...]]] = {}
         self._stock_price: dict[str, tuple[float, float]] = {}  # symbol -> (t, price)
 
     def position_quote(
         self, t: float, position_id: str, contract: Contract, bid: float | None, ask: float | None
     ) -> None:
         """An accepted quote of an open position."""
-        quote = two_sided(t, bid, ask)
-        if quote is None:
+        # two_sided() inlined (the hot path of every quote): bid > 0, ask finite,
+        # bid <= ask — so both are finite and > 0, and NaN fails a comparison.
+        if bid is None or ask is None or not 0.0 < bid <= ask < math.inf:
             return
-        key = contract_key(contract)
-        old = self._key_of.get(position_id)
-        if old is not None and old != key:
-            self.position_closed(position_id)
+        keyed = self._keyed.get(position_id)
+        if keyed is not None and keyed[0] is contract:
+            key = keyed[1]
+        else:
+            key = contract_key(contract)
+            old = self._key_of.get(position_id)
+            if old is not None and old != key:
+                self.position_closed(position_id)
+            self._keyed[position_id] = (contract, key)
         self._key_of[position_id] = key
-        self._held.setdefault(key, {})[position_id] = quote
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = {}
+        held[position_id] = TwoSided(t, bid, ask)
 
     def position_closed(self, position_id: str) -> None:
+        self._keyed.pop(position_id, None)
         key = self._key_of.pop(position_id, None)
         if key is None:
             return

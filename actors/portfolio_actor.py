@@ -106,13 +106,17 @@ class PortfolioActor(PooledActor):
     def on_receive(self, message: Any) -> Any:
         book = self.book
         if isinstance(message, Mark):
-            book.mark(message.id, message.t, message.bid, message.ask, message.last, message.greeks)
+            # The sums catch up when a check or a view reads them (Book.settle).
             h = book.holdings.get(message.id)
             if h is not None:
+                book.mark_later(
+                    message.id, message.t, message.bid, message.ask, message.last, message.greeks
+                )
                 self.market.position_quote(
                     message.t, message.id, h.contract, message.bid, message.ask
                 )
         elif isinstance(message, CheckRequest):
+            book.settle()
             return self._check(message)
         elif isinstance(message, PositionUpdate):
             book.upsert(message.id, message.contract, message.qty)
@@ -191,4 +195,5 @@ class PortfolioActor(PooledActor):
             self.book.version += 1
 
     def view(self, t: float | None = None) -> PortfolioView:
+        self.book.settle()
         return view_of(self.book, self.params, self.assessor.limits, self.market, t)
