@@ -334,27 +334,53 @@ class InlineDispatcher(_DispatcherBase):
         if getattr(local, "draining", False):
             return
         local.draining = True
-        runq = self._runq
-        urgent = self._urgent
-        throughput = self.throughput
         try:
-            while True:
-                while urgent:
-                    urgent.popleft()._rt_run(throughput, False)
-                try:
-                    actor = runq.popleft()
-                except IndexError:
-                    return
-                again = actor._rt_run(throughput, True)
-                if again:
-                    runq.append(actor)
-                    if again == _URGENT:
-                        urgent.append(actor)
+            self._run_queued()
         finally:
             # A KeyboardInterrupt in a handler propagates to the caller (a replay
             # can be interrupted); what is still queued is drained by the next
             # schedule on this dispatcher.
             local.draining = False
+
+    def _run_queued(self) -> None:
+        runq = self._runq
+        urgent = self._urgent
+        throughput = self.throughput
+        while True:
+            while urgent:
+                urgent.popleft()._rt_run(throughput, False)
+            try:
+                actor = runq.popleft()
+            except IndexError:
+                return
+            again = actor._rt_run(throughput, True)
+            if again:
+                runq.append(actor)
+                if again == _URGENT:
+                    urgent.append(actor)
+
+    def tell_now(self, mailbox: _Mailbox, message: Any) -> bool:
+        """Handle a plain told message at once, if that is what queueing it would do.
+
+        When this thread is not draining and nothing is queued, ``tell`` would
+        queue the message, schedule its idle actor and drain — and the first
+        thing the drain does is hand that message to the actor. This does the
+        same without the queueing (no mailbox slot, no run-queue round trip),
+        then drains what the handler sent. False: not that case; queue it.
+        """
+        if self._runq or self._urgent or type(message) in _SPECIAL:
+            return False
+        local = self._local
+        if getattr(local, "draining", False):
+            return False
+        local.draining = True
+        try:
+            if not mailbox.run_one(message, self):
+                return False
+            self._run_queued()
+        finally:
+            local.draining = False
+        return True
 
 
 # The priority lane of every actor that has no priority messages: always empty
@@ -380,6 +406,7 @@ class _Mailbox:
         "_direct",
         "_dispatcher",
         "_index",
+        "_inline",
         "_limit",
         "_live",
         "_mutex",
@@ -418,6 +445,7 @@ class _Mailbox:
         self._coalescing = False
         self._direct = True
         self._limit = 0
+        self._inline: InlineDispatcher | None = None
 
     def bind(self, actor: PooledActor, dispatcher: Dispatcher) -> None:
         cls = type(actor)
@@ -447,6 +475,11 @@ class _Mailbox:
         # Only an actor that can get urgent hints needs the ``running`` flag.
         hinted = self._prioritising and self._schedule_urgent is not None
         actor._rt_run = self.run_guarded if hinted else self.run
+        # The inline dispatcher's shortcut keeps the order only when every slice
+        # is one message (see InlineDispatcher.tell_now); a handler that
+        # pykka must route (an overridden _handle_receive) takes the queue.
+        if isinstance(dispatcher, InlineDispatcher) and dispatcher.throughput == 1 and self._direct:
+            self._inline = dispatcher
 
     def arm(self) -> None:
         """Give the dispatcher the first owning ticket (it runs ``on_start``)."""
@@ -470,6 +503,8 @@ class _Mailbox:
         """``ActorRef.tell`` for this actor (installed on the ref as ``tell``)."""
         if self._closed:
             raise ActorDeadError(f"{self._ref} not found")
+        if self._inline is not None and self._inline.tell_now(self, message):
+            return
         if self._slow:
             self._tell_slow(message)
             return
@@ -642,6 +677,49 @@ class _Mailbox:
         if (prio or normal) and self._try_schedule(False):
             return _URGENT if prio else _AGAIN
         return _IDLE
+
+    def run_one(self, message: Any, dispatcher: InlineDispatcher) -> bool:
+        """``InlineDispatcher.tell_now``: ``message`` as the only mail of an idle actor.
+
+        Exactly what an owning ticket of one message does (``run(1, True)``)
+        with the message in the queue; False, having changed nothing, when the
+        actor is not idle, not started, or has mail queued.
+        """
+        if not self._live or self._closed or self._prio or self._normal:
+            return False
+        if not self._try_schedule(False):
+            return False
+        guarded = self._actor._rt_run == self.run_guarded
+        running = self._running
+        if guarded and not running.acquire(False):
+            self._scheduled.release()
+            return False
+        try:
+            try:
+                self._actor.on_receive(message)
+            except Exception as exc:
+                self._told_failure(exc)
+                return True
+            except BaseException as exc:
+                self._fatal(None, exc)  # re-raises
+            if self._closed:  # the handler stopped the actor
+                self._close()
+                return True
+            prio, normal = self._prio, self._normal
+            if not (prio or normal):
+                if self._limit:
+                    self._over = False
+                self._scheduled.release()
+                if not ((prio or normal) and self._try_schedule(False)):
+                    return True
+            # It told itself something: its ticket goes to the back of the queue.
+            dispatcher._runq.append(self._actor)
+            if prio:
+                dispatcher._urgent.append(self._actor)
+            return True
+        finally:
+            if guarded:
+                running.release()
 
     def _special(self, item: Any) -> bool:
         """Everything but a plain told message; True if the actor died of it."""
