@@ -524,32 +524,31 @@ class _Mailbox:
         """
         actor = self._actor
         cls = type(message)
-        wrapped = Envelope(message) if cls is list or cls is Envelope else message
         if cls is not _ActorStop:  # a stop keeps its place in the queue
             if self._prioritising and actor.is_priority(message):
-                self._prio.append(wrapped)
+                self._prio.append(Envelope(message) if cls is list or cls is Envelope else message)
                 self._signal_priority()
                 return
             if self._coalescing:
                 key = actor.coalesce_key(message)
                 if key is not None:
                     with self._mutex:
-                        slot = self._index.get(key)
+                        index = self._index
+                        slot = index.get(key)
                         if slot is None:
-                            self._index[key] = slot = [message, key]
+                            index[key] = slot = [message, key]
                             self._normal.append(slot)
-                            folded = False
                         else:
                             slot[0] = actor.coalesce(slot[0], message)
-                            folded = True
-                    if not folded:
+                            slot = None
+                    if slot is not None:
                         self._after_append()
                     elif self._stats is not None:
                         # The slot is still queued, or popped by a worker that has
                         # not read it yet: either way the fold will be processed.
                         self._stats._note_coalesced()
                     return
-        self._normal.append(wrapped)
+        self._normal.append(Envelope(message) if cls is list or cls is Envelope else message)
         self._after_append()
 
     def put(self, envelope: Envelope[Any], /) -> None:
@@ -651,15 +650,27 @@ class _Mailbox:
             else:
                 break
             remaining -= 1
-            if direct and type(item) not in _SPECIAL:
-                # pykka's _actor_loop_running, for a told user message.
-                try:
-                    actor.on_receive(item)
-                except Exception as exc:
-                    self._told_failure(exc)
+            if direct:
+                cls = type(item)
+                if cls is list:
+                    # A coalescing slot: free its key, then handle what it holds now.
+                    with self._mutex:
+                        del self._index[item[1]]
+                    item = item[0]
+                    plain = type(item) not in _PYKKA_MESSAGES
+                else:
+                    plain = cls not in _SPECIAL
+                if plain:
+                    # pykka's _actor_loop_running, for a told user message.
+                    try:
+                        actor.on_receive(item)
+                    except Exception as exc:
+                        self._told_failure(exc)
+                        return _IDLE
+                    except BaseException as exc:
+                        self._fatal(None, exc)  # re-raises
+                elif self._special(item):
                     return _IDLE
-                except BaseException as exc:
-                    self._fatal(None, exc)  # re-raises
             elif self._special(item):
                 return _IDLE
             if self._closed:  # the handler stopped the actor
