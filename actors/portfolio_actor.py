@@ -96,6 +96,10 @@ class PortfolioActor(PooledActor):
     def is_priority(self, message: Any) -> bool:
         return isinstance(message, (CheckRequest, GetPortfolio))
 
+    def is_quiet(self, message: Any) -> bool:
+        """A mark only updates the book: replay holds marks until something reads it."""
+        return isinstance(message, Mark)
+
     def coalesce_key(self, message: Any) -> Hashable | None:
         """Queued marks of one position fold, newest wins — but only with their own
         kind: a mark without Greeks must never erase one that carried them."""

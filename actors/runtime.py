@@ -354,9 +354,11 @@ class InlineDispatcher(_DispatcherBase):
         while True:
             while urgent:
                 urgent.popleft()._rt_run(throughput, False)
+            if not runq:  # (tested first: an IndexError costs more than the test)
+                return
             try:
                 actor = runq.popleft()
-            except IndexError:
+            except IndexError:  # another thread sharing this dispatcher took it
                 return
             again = actor._rt_run(throughput, True)
             if again:
@@ -388,6 +390,9 @@ class InlineDispatcher(_DispatcherBase):
         return True
 
 
+_LATER_MAX: Final = 4096
+"""Quiet messages an inline mailbox holds before it has the actor handle them."""
+
 # The priority lane of every actor that has no priority messages: always empty
 # (nothing is ever appended to it), and shared, so the ``if prio`` test of the
 # hot path reads one cache-hot object instead of a deque per actor.
@@ -410,8 +415,10 @@ class _Mailbox:
         "_coalescing",
         "_direct",
         "_dispatcher",
+        "_guarded",
         "_index",
         "_inline",
+        "_later",
         "_limit",
         "_live",
         "_mutex",
@@ -419,6 +426,7 @@ class _Mailbox:
         "_over",
         "_prio",
         "_prioritising",
+        "_quiet",
         "_ref",
         "_running",
         "_schedule",
@@ -451,6 +459,10 @@ class _Mailbox:
         self._direct = True
         self._limit = 0
         self._inline: InlineDispatcher | None = None
+        self._guarded = False  # takes urgent hints: ``running`` keeps it one thread inside
+        # Quiet messages held for later (inline dispatcher only; see PooledActor.is_quiet).
+        self._later: deque[Any] = deque()
+        self._quiet = False
 
     def bind(self, actor: PooledActor, dispatcher: Dispatcher) -> None:
         cls = type(actor)
@@ -480,11 +492,13 @@ class _Mailbox:
         # Only an actor that can get urgent hints needs the ``running`` flag.
         hinted = self._prioritising and self._schedule_urgent is not None
         actor._rt_run = self.run_guarded if hinted else self.run
+        self._guarded = hinted
         # The inline dispatcher's shortcut keeps the order only when every slice
         # is one message (see InlineDispatcher.tell_now); a handler that
         # pykka must route (an overridden _handle_receive) takes the queue.
         if isinstance(dispatcher, InlineDispatcher) and dispatcher.throughput == 1 and self._direct:
             self._inline = dispatcher
+            self._quiet = cls.is_quiet is not PooledActor.is_quiet
 
     def arm(self) -> None:
         """Give the dispatcher the first owning ticket (it runs ``on_start``)."""
@@ -508,6 +522,8 @@ class _Mailbox:
         """``ActorRef.tell`` for this actor (installed on the ref as ``tell``)."""
         if self._closed:
             raise ActorDeadError(f"{self._ref} not found")
+        if self._quiet and self._hold(message):
+            return
         if self._inline is not None and self._inline.tell_now(self, message):
             return
         if self._slow:
@@ -519,6 +535,41 @@ class _Mailbox:
         self._normal.append(message)
         if self._try_schedule(False):
             self._schedule(self._actor)
+
+    def _hold(self, message: Any) -> bool:
+        """Keep a quiet message for later; False: it must be queued as usual.
+
+        Only behind nothing: a message held is handed over before any queued
+        one, so it may not overtake mail already waiting. Past ``_LATER_MAX``
+        held the actor is scheduled, so they are handled within this drain.
+        """
+        if self._prio or self._normal or not self._live:
+            return False
+        if type(message) in _SPECIAL or not self._actor.is_quiet(message):
+            return False
+        later = self._later
+        later.append(message)
+        if len(later) >= _LATER_MAX and self._try_schedule(False):
+            self._schedule(self._actor)
+        return True
+
+    def _hand_over_later(self) -> bool:
+        """Hand the held quiet messages to the actor, in order; False if it died of one."""
+        later = self._later
+        on_receive = self._actor.on_receive
+        while later:
+            message = later.popleft()
+            try:
+                on_receive(message)
+            except Exception as exc:
+                self._told_failure(exc)
+                return False
+            except BaseException as exc:
+                self._fatal(None, exc)  # re-raises
+            if self._closed:
+                self._close()
+                return False
+        return True
 
     def _tell_slow(self, message: Any) -> None:
         """Tell with priority, coalescing or a mailbox limit.
@@ -647,7 +698,10 @@ class _Mailbox:
         normal = self._normal
         direct = self._direct
         remaining = throughput
+        later = self._later
         while remaining:
+            if later and not self._hand_over_later():
+                return _IDLE
             if prio:
                 item = prio.popleft()
             elif normal:
@@ -705,12 +759,14 @@ class _Mailbox:
             return False
         if not self._try_schedule(False):
             return False
-        guarded = self._actor._rt_run == self.run_guarded
+        guarded = self._guarded
         running = self._running
         if guarded and not running.acquire(False):
             self._scheduled.release()
             return False
         try:
+            if self._later and not self._hand_over_later():
+                return True
             try:
                 self._actor.on_receive(message)
             except Exception as exc:
@@ -825,7 +881,8 @@ class _Mailbox:
 
     def _drain_dead(self) -> int:
         """Answer every queued ask with ActorDeadError; return how many tells fell."""
-        dropped = 0
+        dropped = len(self._later)
+        self._later.clear()
         for lane in (self._prio, self._normal):
             while True:
                 try:
@@ -846,6 +903,8 @@ class _Mailbox:
 
     def get(self) -> Envelope[Any]:
         """Unused by the dispatchers; pykka's protocol has it. Never blocks."""
+        if self._later:
+            return Envelope(self._later.popleft())
         for lane in (self._prio, self._normal):
             if lane:
                 item = lane.popleft()
@@ -859,10 +918,10 @@ class _Mailbox:
         raise queue.Empty
 
     def empty(self) -> bool:
-        return not (self._prio or self._normal)
+        return not (self._prio or self._normal or self._later)
 
     def __len__(self) -> int:
-        return len(self._prio) + len(self._normal)
+        return len(self._prio) + len(self._normal) + len(self._later)
 
 
 def _dead_letter(ref: pykka.ActorRef[Any], envelope: Envelope[Any], *, leftover: bool) -> None:
@@ -973,6 +1032,20 @@ class PooledActor(pykka.Actor):
         ``message`` (an ``isinstance`` test, say). Applies to asks too — a
         pre-trade check is usually asked. Override it in the class (not on an
         instance): the mailbox checks once whether it is overridden.
+        """
+        return False
+
+    def is_quiet(self, message: Any) -> bool:
+        """Whether handling ``message`` only updates this actor's own state.
+
+        A quiet message's handler sends nothing, answers no one, returns
+        nothing and does not fail: no one can tell *when* it ran, only that it
+        ran before the actor's next other message. An inline dispatcher then
+        holds it instead of scheduling the actor for it, and hands the held
+        ones over, in order, before the next other message (or stop), or when
+        4096 have piled up: replay's output is the same, minus a run-queue round
+        trip per message. Pool dispatchers ignore this. Same constraints as
+        :meth:`is_priority`; a quiet message is never coalesced inline.
         """
         return False
 
