@@ -366,6 +366,10 @@ class InlineDispatcher(_DispatcherBase):
                 if again == _URGENT:
                     urgent.append(actor)
 
+    def idle(self) -> bool:
+        """Nothing queued and this thread is not draining: a tell now is handled at once."""
+        return not (self._runq or self._urgent or getattr(self._local, "draining", False))
+
     def tell_now(self, mailbox: _Mailbox, message: Any) -> bool:
         """Handle a plain told message at once, if that is what queueing it would do.
 
@@ -415,6 +419,7 @@ class _Mailbox:
         "_coalescing",
         "_direct",
         "_dispatcher",
+        "_done",
         "_guarded",
         "_index",
         "_inline",
@@ -460,8 +465,12 @@ class _Mailbox:
         self._limit = 0
         self._inline: InlineDispatcher | None = None
         self._guarded = False  # takes urgent hints: ``running`` keeps it one thread inside
-        # Quiet messages held for later (inline dispatcher only; see PooledActor.is_quiet).
+        # Quiet messages held for later (inline dispatcher only; see PooledActor.is_quiet):
+        # the first ``_done`` of them have had their turn (the actor must take them
+        # before anything else), the rest wait for theirs, at the head of the
+        # normal lane.
         self._later: deque[Any] = deque()
+        self._done = 0
         self._quiet = False
 
     def bind(self, actor: PooledActor, dispatcher: Dispatcher) -> None:
@@ -537,27 +546,42 @@ class _Mailbox:
             self._schedule(self._actor)
 
     def _hold(self, message: Any) -> bool:
-        """Keep a quiet message for later; False: it must be queued as usual.
+        """Hold a quiet message instead of queueing it; False: queue it as usual.
 
-        Only behind nothing: a message held is handed over before any queued
-        one, so it may not overtake mail already waiting. Past ``_LATER_MAX``
-        held the actor is scheduled, so they are handled within this drain.
+        Held, it keeps the place queueing would have given it: from outside a
+        drain, to an idle actor with nothing queued, its turn is now (it is
+        *done*: queueing would have had it handled before ``tell`` returned);
+        inside a drain it waits at the head of the normal lane and the actor
+        takes its run-queue turn as usual — a turn that, finding only held
+        mail, just marks one done, without calling the handler.
         """
         if self._prio or self._normal or not self._live:
             return False
         if type(message) in _SPECIAL or not self._actor.is_quiet(message):
             return False
         later = self._later
+        inline = self._inline
+        assert inline is not None
+        if not (inline._runq or inline._urgent or getattr(inline._local, "draining", False)):
+            if len(later) != self._done or self._done >= _LATER_MAX:
+                return False  # (queued ones first; or hand the pile over now)
+            if not self._try_schedule(False):
+                return False
+            later.append(message)
+            self._done += 1
+            self._scheduled.release()
+            return True
         later.append(message)
-        if len(later) >= _LATER_MAX and self._try_schedule(False):
+        if self._try_schedule(False):
             self._schedule(self._actor)
         return True
 
-    def _hand_over_later(self) -> bool:
-        """Hand the held quiet messages to the actor, in order; False if it died of one."""
+    def _hand_over_done(self) -> bool:
+        """Give the actor the held messages whose turn has passed; False if it died."""
         later = self._later
         on_receive = self._actor.on_receive
-        while later:
+        while self._done:
+            self._done -= 1
             message = later.popleft()
             try:
                 on_receive(message)
@@ -700,10 +724,18 @@ class _Mailbox:
         remaining = throughput
         later = self._later
         while remaining:
-            if later and not self._hand_over_later():
+            if self._done and not self._hand_over_done():
                 return _IDLE
             if prio:
                 item = prio.popleft()
+            elif later:
+                # A held quiet message's turn: it is done (handed over before the
+                # actor's next other message), the handler need not run yet.
+                self._done += 1
+                remaining -= 1
+                if self._done >= _LATER_MAX and not self._hand_over_done():
+                    return _IDLE
+                continue
             elif normal:
                 item = normal.popleft()
             else:
@@ -737,14 +769,15 @@ class _Mailbox:
                 return _IDLE
         if not owner:
             return _IDLE
-        if not remaining and (prio or normal):
+        waiting = len(later) > self._done  # held messages whose turn is still to come
+        if not remaining and (prio or normal or waiting):
             return _URGENT if prio else _AGAIN
         if self._limit:
             self._over = False
         self._scheduled.release()
         # Re-check after releasing: a sender that appended before the release
         # saw the flag held and counted on us.
-        if (prio or normal) and self._try_schedule(False):
+        if (prio or normal or len(later) > self._done) and self._try_schedule(False):
             return _URGENT if prio else _AGAIN
         return _IDLE
 
@@ -757,6 +790,8 @@ class _Mailbox:
         """
         if not self._live or self._closed or self._prio or self._normal:
             return False
+        if len(self._later) != self._done:
+            return False  # held ones wait for their turn first
         if not self._try_schedule(False):
             return False
         guarded = self._guarded
@@ -765,7 +800,7 @@ class _Mailbox:
             self._scheduled.release()
             return False
         try:
-            if self._later and not self._hand_over_later():
+            if self._done and not self._hand_over_done():
                 return True
             try:
                 self._actor.on_receive(message)
@@ -778,11 +813,13 @@ class _Mailbox:
                 self._close()
                 return True
             prio, normal = self._prio, self._normal
-            if not (prio or normal):
+            if not (prio or normal or len(self._later) > self._done):
                 if self._limit:
                     self._over = False
                 self._scheduled.release()
-                if not ((prio or normal) and self._try_schedule(False)):
+                if not (
+                    (prio or normal or len(self._later) > self._done) and self._try_schedule(False)
+                ):
                     return True
             # It told itself something: its ticket goes to the back of the queue.
             dispatcher._runq.append(self._actor)
@@ -883,6 +920,7 @@ class _Mailbox:
         """Answer every queued ask with ActorDeadError; return how many tells fell."""
         dropped = len(self._later)
         self._later.clear()
+        self._done = 0
         for lane in (self._prio, self._normal):
             while True:
                 try:
@@ -904,6 +942,7 @@ class _Mailbox:
     def get(self) -> Envelope[Any]:
         """Unused by the dispatchers; pykka's protocol has it. Never blocks."""
         if self._later:
+            self._done = max(0, self._done - 1)
             return Envelope(self._later.popleft())
         for lane in (self._prio, self._normal):
             if lane:

@@ -50,6 +50,7 @@ from supervisor.config import Config
 from supervisor.core.gate import Gate
 
 Line = dict[str, Any]
+_NOTHING: tuple[Line, ...] = ()  # what most events print
 
 
 def _dumps(obj: Line) -> str:
@@ -99,36 +100,38 @@ class Replay:
 
     def feed(self, lines: Iterable[str | bytes], out: TextIO, err: TextIO) -> int:
         """Process every line; returns the number of bad lines."""
-        for n, line in enumerate(lines, start=1):
-            self._line(f"line {n}", line, out, err)
-        return self.bad_lines
+        return self.feed_events(((None, n, line) for n, line in enumerate(lines, 1)), out, err)
 
     def feed_events(
         self,
-        events: Iterable[tuple[str, int, bytes]],
+        events: Iterable[tuple[str | None, int, str | bytes]],
         out: TextIO,
         err: TextIO,
         *,
         name_files: bool = False,
     ) -> int:
-        """As :meth:`feed`, from a reader's (file, line number, line); returns the bad lines."""
+        """As :meth:`feed`, from a reader's (file, line number, line); returns the bad lines.
+
+        ``name_files``: a bad line is named ``file: line N`` (several files),
+        else ``line N``.
+        """
+        event = self.event
+        write = out.write
         for name, n, line in events:
-            self._line(f"{name}: line {n}" if name_files else f"line {n}", line, out, err)
+            if not line.strip():
+                continue
+            try:
+                outputs = event(line)
+            except json_codec.BadInput as exc:
+                self.bad_lines += 1
+                where = f"{name}: line {n}" if name_files else f"line {n}"
+                err.write(f"{where}: {exc}\n")
+                continue
+            for obj in outputs:
+                write(_dumps(obj) + "\n")
         return self.bad_lines
 
-    def _line(self, where: str, line: str | bytes, out: TextIO, err: TextIO) -> None:
-        if not line.strip():
-            return
-        try:
-            outputs = self.event(line)
-        except json_codec.BadInput as exc:
-            self.bad_lines += 1
-            err.write(f"{where}: {exc}\n")
-            return
-        for obj in outputs:
-            out.write(_dumps(obj) + "\n")
-
-    def event(self, line: str | bytes) -> list[Line]:
+    def event(self, line: str | bytes) -> Sequence[Line]:
         obj = _decode(line)
         t = json_codec.event_time(obj)
         if t < self.last_t:
@@ -143,12 +146,12 @@ class Replay:
         message = parse(obj, t)  # parse and validate fully before time moves
         self.last_t = t
         self.scheduler.advance_to(t)  # timers due by now fire first, at their own time
-        out = self._drain() if self._outbox else []
+        out = self._drain() if self._outbox else _NOTHING
         printed = deliver(message)
         if printed is not None:
-            out.append(printed)
+            out = [*out, printed]
         if self._outbox:
-            out += self._drain()
+            out = [*out, *self._drain()]
         return out
 
     def _drain(self) -> list[Line]:
