@@ -248,6 +248,11 @@ class Book:
         self._take(h, t, bid, ask, last, greeks)
         self.version += 1
 
+    @property
+    def pending(self) -> int:
+        """Holdings marked since the last settle."""
+        return len(self._pending)
+
     def settle(self) -> None:
         """Bring the sums up to date with every holding marked since the last settle."""
         pending = self._pending

@@ -82,7 +82,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-_yield_gil: Final = time.sleep
 _pykka_logger = logging.getLogger("pykka")
 
 FailureCallback = Callable[["pykka.ActorRef[Any]", BaseException], None]
@@ -271,10 +270,6 @@ class PoolDispatcher(_DispatcherBase):
                     hinted._rt_run(throughput, False)
                 except BaseException:
                     logger.debug("worker survived a BaseException", exc_info=True)
-                # Priority mail usually completes a future someone is blocked on
-                # (a pre-trade check): let that thread have the GIL now rather
-                # than after this worker's next switch interval.
-                _yield_gil(0)
             if actor is None:
                 if self._shut:
                     return
