@@ -272,12 +272,17 @@ class Book:
         last: float | None,
         greeks: Greeks | None,
     ) -> None:
-        """A quote's prices and Greeks into the holding (not yet into the sums)."""
-        if positive(bid):
+        """A quote's prices and Greeks into the holding (not yet into the sums).
+
+        (``positive`` is spelled out: ``0 < x < inf`` fails for NaN too. This is
+        every quote of every position.)
+        """
+        inf = math.inf
+        if bid is not None and 0.0 < bid < inf:
             h.bid = bid
-        if positive(ask):
+        if ask is not None and 0.0 < ask < inf:
             h.ask = ask
-        if positive(last):
+        if last is not None and 0.0 < last < inf:
             h.last = last
         computed = False
         from_ib = greeks is not None
@@ -294,8 +299,7 @@ class Book:
             # Only a quote that carried IB's Greeks says where the underlying is
             # now; an old und_price (or our own BSM's) is not an observation.
             und = greeks.und_price if from_ib and greeks is not None else None
-            if positive(und):
-                assert und is not None
+            if und is not None and 0.0 < und < inf:
                 h.und_seen = (t, und)
                 self.und_price[symbol] = (t, und)
         else:

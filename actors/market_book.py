@@ -42,7 +42,8 @@ class MarketBook:
         self._market: dict[tuple[object, ...], TwoSided] = {}
         # Quotes of open positions, per contract and position: a closed
         # position's quotes stop counting (DESIGN: "quotes of open positions").
-        self._held: dict[tuple[object, ...], dict[str, TwoSided]] = {}
+        # (t, bid, ask) of each: made a TwoSided only when the collar reads one
+        self._held: dict[tuple[object, ...], dict[str, tuple[float, float, float]]] = {}
         self._key_of: dict[str, tuple[object, ...]] = {}
         # position id -> (contract, its key): a contract is immutable, and the
         # same object comes with every quote of a position, so the key is
@@ -71,7 +72,7 @@ class MarketBook:
         held = self._held.get(key)
         if held is None:
             held = self._held[key] = {}
-        held[position_id] = TwoSided(t, bid, ask)
+        held[position_id] = (t, bid, ask)  # a TwoSided when read (collar_quote)
 
     def position_closed(self, position_id: str) -> None:
         self._keyed.pop(position_id, None)
@@ -102,9 +103,9 @@ class MarketBook:
         """The newest usable quote of ``contract`` (ties: a market line, then position order)."""
         key = contract_key(contract)
         best = self._market.get(key)
-        for q in self._held.get(key, {}).values():
-            if best is None or q.t > best.t:
-                best = q
+        for t, bid, ask in self._held.get(key, {}).values():
+            if best is None or t > best.t:
+                best = TwoSided(t, bid, ask)
         return best
 
     def market_stock_price(self, symbol: str) -> tuple[float, float] | None:

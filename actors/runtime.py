@@ -317,7 +317,8 @@ class InlineDispatcher(_DispatcherBase):
             raise ValueError("throughput must be >= 1")
         super().__init__(on_failure)
         self.throughput = throughput
-        self._runq: deque[PooledActor] = deque()
+        # Actors with mail, and mailboxes whose held quiet mail takes a turn.
+        self._runq: deque[PooledActor | _Mailbox] = deque()
         self._urgent: deque[PooledActor] = deque()
         self._local = threading.local()
 
@@ -355,11 +356,23 @@ class InlineDispatcher(_DispatcherBase):
                 actor = runq.popleft()
             except IndexError:  # another thread sharing this dispatcher took it
                 return
+            if isinstance(actor, _Mailbox):
+                again = actor.turn(throughput)
+                if again:
+                    runq.append(actor)
+                    if again == _URGENT:
+                        urgent.append(actor._actor)
+                continue
             again = actor._rt_run(throughput, True)
             if again:
                 runq.append(actor)
                 if again == _URGENT:
                     urgent.append(actor)
+
+    def schedule_turn(self, mailbox: _Mailbox) -> None:
+        """A run-queue turn for held quiet mail (``_Mailbox.turn``)."""
+        self._runq.append(mailbox)
+        self._drain()
 
     def idle(self) -> bool:
         """Nothing queued and this thread is not draining: a tell now is handled at once."""
@@ -568,8 +581,39 @@ class _Mailbox:
             return True
         later.append(message)
         if self._try_schedule(False):
-            self._schedule(self._actor)
+            inline.schedule_turn(self)
         return True
+
+    def turn(self, throughput: int) -> int:
+        """The run-queue turn of held quiet mail: what ``run`` does, minus the calls.
+
+        With nothing else queued the turn's message is the first held one
+        still waiting, and handling it means marking it done; anything else
+        (mail arrived meanwhile, the actor stopped, too many done) is left to
+        the actor's own ``run``.
+        """
+        guarded = self._guarded
+        if guarded and not self._running.acquire(False):
+            return self._actor._rt_run(throughput, True)
+        try:
+            later = self._later
+            if self._prio or self._normal or self._closed or self._done >= _LATER_MAX:
+                return self.run(throughput, True)
+            if len(later) > self._done:
+                self._done += 1
+            if len(later) > self._done:
+                return _AGAIN
+            if self._limit:
+                self._over = False
+            self._scheduled.release()
+            if (self._prio or self._normal or len(later) > self._done) and self._try_schedule(
+                False
+            ):
+                return _URGENT if self._prio else _AGAIN
+            return _IDLE
+        finally:
+            if guarded:
+                self._running.release()
 
     def _hand_over_done(self) -> bool:
         """Give the actor the held messages whose turn has passed; False if it died."""
