@@ -87,6 +87,10 @@ _pykka_logger = logging.getLogger("pykka")
 FailureCallback = Callable[["pykka.ActorRef[Any]", BaseException], None]
 """``on_failure(ref, exc)``: an actor died of ``exc``; a supervisor may restart it."""
 
+PriorityTiming = Callable[[Any, float, float], None]
+"""``on_priority(message, waited_s, handled_s)``: a priority message waited this long
+in its mailbox, then its handler ran this long (``time.perf_counter`` seconds)."""
+
 DEFAULT_THREADS: Final = 2
 """Default pool size, chosen with ``bench/bench_sweep.py`` on this 2-core machine.
 
@@ -138,11 +142,17 @@ class _DispatcherBase:
     coalesced: int
     """Told messages folded into an already-queued one by coalescing mailboxes."""
 
+    on_priority: PriorityTiming | None
+    """Timing of every priority message (a pre-trade check's queue and evaluate
+    stages), read when an actor starts: set it before starting the actors. Called
+    by the thread that ran the handler, after it; must be quick and not raise."""
+
     overflowed: int
     """Messages accepted while their mailbox already held ``max_mailbox``."""
 
     def __init__(self, on_failure: FailureCallback | None) -> None:
         self.on_failure = on_failure
+        self.on_priority = None
         self.coalesced = 0
         self.overflowed = 0
         # Bumped from many sender threads: ``+=`` on an attribute is not atomic,
@@ -447,6 +457,7 @@ class _Mailbox:
         "_scheduled",
         "_slow",
         "_stats",
+        "_timing",
         "_try_schedule",
     )
 
@@ -473,6 +484,8 @@ class _Mailbox:
         self._limit = 0
         self._inline: InlineDispatcher | None = None
         self._guarded = False  # takes urgent hints: ``running`` keeps it one thread inside
+        # on_priority, if set: priority items are then queued as (enqueued_at, item).
+        self._timing: PriorityTiming | None = None
         # Quiet messages held for later (inline dispatcher only; see PooledActor.is_quiet):
         # the first ``_done`` of them have had their turn (the actor must take them
         # before anything else), the rest wait for theirs, at the head of the
@@ -505,6 +518,8 @@ class _Mailbox:
         self._slow = self._prioritising or self._coalescing or self._limit > 0
         if self._prioritising:
             self._prio = deque()
+            if self._stats is not None:
+                self._timing = self._stats.on_priority
         self._direct = cls._handle_receive is pykka.Actor._handle_receive
         # Only an actor that can get urgent hints needs the ``running`` flag.
         hinted = self._prioritising and self._schedule_urgent is not None
@@ -645,7 +660,8 @@ class _Mailbox:
         cls = type(message)
         if cls is not _ActorStop:  # a stop keeps its place in the queue
             if self._prioritising and actor.is_priority(message):
-                self._prio.append(Envelope(message) if cls is list or cls is Envelope else message)
+                item = Envelope(message) if cls is list or cls is Envelope else message
+                self._prio.append(item if self._timing is None else (time.perf_counter(), item))
                 self._signal_priority()
                 return
             if self._coalescing:
@@ -684,7 +700,7 @@ class _Mailbox:
             and type(message) is not _ActorStop
             and self._actor.is_priority(message)
         ):
-            self._prio.append(envelope)
+            self._prio.append(envelope if self._timing is None else (time.perf_counter(), envelope))
             self._signal_priority()
         else:
             self._normal.append(envelope)
@@ -762,11 +778,16 @@ class _Mailbox:
         direct = self._direct
         remaining = throughput
         later = self._later
+        timing = self._timing
         while remaining:
             if self._done and not self._hand_over_done():
                 return _IDLE
+            timed: tuple[float, float] | None = None
             if prio:
                 item = prio.popleft()
+                if timing is not None:
+                    enqueued, item = item
+                    timed = (enqueued, time.perf_counter())
             elif later:
                 # A held quiet message's turn: it is done (handed over before the
                 # actor's next other message), the handler need not run yet.
@@ -803,6 +824,8 @@ class _Mailbox:
                     return _IDLE
             elif self._special(item):
                 return _IDLE
+            if timed is not None:
+                self._report_timing(item, *timed)
             if self._closed:  # the handler stopped the actor
                 self._close()
                 return _IDLE
@@ -868,6 +891,15 @@ class _Mailbox:
         finally:
             if guarded:
                 running.release()
+
+    def _report_timing(self, item: Any, enqueued: float, started: float) -> None:
+        timing = self._timing
+        assert timing is not None
+        message = item.message if type(item) is Envelope else item
+        try:
+            timing(message, started - enqueued, time.perf_counter() - started)
+        except Exception:  # metrics must never take an actor down
+            logger.exception("on_priority callback raised")
 
     def _special(self, item: Any) -> bool:
         """Everything but a plain told message; True if the actor died of it."""
@@ -966,6 +998,8 @@ class _Mailbox:
                     item = lane.popleft()
                 except IndexError:
                     break
+                if lane is self._prio and self._timing is not None:
+                    item = item[1]
                 if type(item) is Envelope and item.reply_to is not None:
                     _dead_letter(self._ref, item, leftover=True)
                 else:
@@ -986,6 +1020,8 @@ class _Mailbox:
         for lane in (self._prio, self._normal):
             if lane:
                 item = lane.popleft()
+                if lane is self._prio and self._timing is not None:
+                    item = item[1]
                 if type(item) is list:
                     with self._mutex:
                         del self._index[item[1]]
