@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import recording  # noqa: E402
+from stages import StageTimes, describe  # noqa: E402
 
 from actors.book import Book  # noqa: E402
 from actors.gate.assessment import Assessment, Assessor  # noqa: E402
@@ -170,6 +171,8 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
         }
     )
     d = Daemon(cfg, store=None, housekeeping_s=3600)
+    stages = StageTimes()
+    d.dispatcher.on_priority = stages
     d.start()
     stop = threading.Event()
     sent = [0]
@@ -213,6 +216,7 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
 
         th = threading.Thread(target=load, daemon=True)
         th.start()
+        stages.clear()
         ours = []
         t_start = time.perf_counter()
         for k in range(300 if quick else 1500):
@@ -238,6 +242,7 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
             "ours_in_process_check_s": summary(ours),
             "baseline_pure_evaluate_s": summary(base),
             "ratio_p99": pct(ours, 99) / pct(base, 99),
+            "stages_s": stages.summary(),
             "coalesced_quotes": d.dispatcher.coalesced,
         }
     finally:
@@ -398,6 +403,7 @@ def report(r: dict[str, Any]) -> None:
         f" under {g['background_quotes_per_s']:,.0f} quotes/s"
         f"   pure evaluate p99 {bg['p99'] * us:.0f} us  (x{g['ratio_p99']:.1f})"
     )
+    print(f"  stages (median/p99 us): {describe(g['stages_s'])}")
     h, hc = r["http_check"], r["http_check"]["check"]
     print(
         f"check over HTTP   median {hc['median'] * us:.0f} us  p99 {hc['p99'] * us:.0f} us"

@@ -40,6 +40,9 @@ from actors.messages import Contract, Greeks, PositionUpdate, Quote, Right, SecT
 from supervisor.config import parse  # noqa: E402
 from supervisor.core.daemon import Daemon  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from stages import StageTimes, describe  # noqa: E402
+
 POSITIONS = 300
 WAIT = 60.0  # bound on the final drain
 
@@ -150,6 +153,8 @@ def run(seconds: float, rate: float, idle_checks: int) -> dict[str, Any]:
         }
     )
     d = Daemon(cfg, store=None, housekeeping_s=3600)
+    stages = StageTimes()
+    d.dispatcher.on_priority = stages
     d.start()
     try:
         for i in range(POSITIONS):
@@ -163,7 +168,10 @@ def run(seconds: float, rate: float, idle_checks: int) -> dict[str, Any]:
             time.sleep(0.01)
         never = threading.Event()
         denied: list[str] = []
+        stages.clear()
         idle = checks(d, never, 0.002, idle_checks, denied)
+        idle_stages = stages.summary()
+        stages.clear()
 
         rss = [rss_mb()]
         coalesced_before = d.dispatcher.coalesced
@@ -199,6 +207,8 @@ def run(seconds: float, rate: float, idle_checks: int) -> dict[str, Any]:
             "idle_check_s": summary(idle),
             "flood_check_s": summary(loaded),
             "ratio_p99": pct(loaded, 99) / pct(idle, 99),
+            "idle_stages_s": idle_stages,
+            "flood_stages_s": stages.summary(),
             "rss_mb": {"flood_start": rss[0], "peak": max(rss), "end": rss[-1], "every_s": rss},
             "peaks_lost": lost,
             "denied": denied,
@@ -221,6 +231,8 @@ def report(r: dict[str, Any]) -> None:
         f"check flood  median {f['median'] * us:7.0f} us  p99 {f['p99'] * us:7.0f} us  ({f['n']})"
         f"   p99 flood/idle x{r['ratio_p99']:.2f}"
     )
+    print(f"  stages idle  (median/p99 us): {describe(r['idle_stages_s'])}")
+    print(f"  stages flood (median/p99 us): {describe(r['flood_stages_s'])}")
     m = r["rss_mb"]
     print(f"RSS MB: flood start {m['flood_start']:.0f}, peak {m['peak']:.0f}, end {m['end']:.0f}")
     lost = r["peaks_lost"]
