@@ -23,6 +23,7 @@ import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from actors import pricing
 from actors.exact_sum import ExactSum
@@ -30,6 +31,23 @@ from actors.gate.stale import StaleItem
 from actors.messages import Contract, Greeks, Right
 
 GREEK_FIELDS = ("delta", "gamma", "vega", "theta", "iv", "und_price")
+
+
+class MarkLike(Protocol):
+    """An accepted quote's prices and Greeks (``actors.messages.Mark``)."""
+
+    @property
+    def t(self) -> float: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def bid(self) -> float | None: ...
+    @property
+    def ask(self) -> float | None: ...
+    @property
+    def last(self) -> float | None: ...
+    @property
+    def greeks(self) -> Greeks | None: ...
 
 
 def finite(x: float | None) -> bool:
@@ -252,6 +270,87 @@ class Book:
     def pending(self) -> int:
         """Holdings marked since the last settle."""
         return len(self._pending)
+
+    def mark_many(self, marks: Sequence[MarkLike]) -> None:
+        """``mark_later`` for each mark in order — in one step per holding.
+
+        What a run of quotes leaves in a holding is a function of the run,
+        not of every step: the last valid bid, ask and last; the last Greeks
+        and their time (older Greeks timestamps would be superseded anyway);
+        the last underlying price IB's Greeks carried. A stock's price, once
+        known, stays known, so of a run only its last quote sets ``price_t``.
+        The newest underlying price of a symbol is written by whichever
+        holding's quote came last in the run. One case depends on every step:
+        an option quoted without Greeks may get Greeks from our own model,
+        priced from the prices of that moment — a run with one is marked quote
+        by quote.
+        """
+        holdings = self.holdings
+        inf = math.inf
+        # id -> [holding, bid, ask, last, greeks, greeks_t, (t, und), und_at, t, at]
+        runs: dict[str, list[Any]] = {}
+        for at, m in enumerate(marks):
+            run = runs.get(m.id)
+            if run is None:
+                h = holdings.get(m.id)
+                if h is None:
+                    continue
+                run = runs[m.id] = [h, None, None, None, None, None, None, -1, None, -1]
+            g = m.greeks
+            if g is None and run[0].contract.is_option:
+                for m in marks:
+                    self.mark_later(m.id, m.t, m.bid, m.ask, m.last, m.greeks)
+                return
+            bid, ask, last = m.bid, m.ask, m.last
+            if bid is not None and 0.0 < bid < inf:
+                run[1] = bid
+            if ask is not None and 0.0 < ask < inf:
+                run[2] = ask
+            if last is not None and 0.0 < last < inf:
+                run[3] = last
+            if g is not None:
+                run[4] = g
+                run[5] = m.t
+                und = g.und_price
+                if und is not None and 0.0 < und < inf:
+                    run[6] = (m.t, und)
+                    run[7] = at
+            run[8] = m.t
+            run[9] = at
+        pending = self._pending
+        newest: dict[str, tuple[int, tuple[float, float]]] = {}
+        for id, (h, bid, ask, last, g, g_t, und, und_at, t, at) in runs.items():
+            if id not in pending:
+                pending[id] = _contributions(h)
+            if bid is not None:
+                h.bid = bid
+            if ask is not None:
+                h.ask = ask
+            if last is not None:
+                h.last = last
+            option = h.contract.is_option
+            if g is not None:
+                h.greeks, h.greeks_t, h.greeks_computed = g, g_t, False
+                if option:
+                    self._push_greeks_t(g_t, id)
+            written: tuple[int, tuple[float, float]] | None = None
+            if option:
+                if und is not None:
+                    h.und_seen = und
+                    written = (und_at, und)
+            else:
+                price = h.price()
+                if price is not None:
+                    h.price_t = t
+                    written = (at, (t, price))
+            if written is not None:
+                symbol = h.contract.symbol
+                seen = newest.get(symbol)
+                if seen is None or written[0] > seen[0]:
+                    newest[symbol] = written
+        for symbol, (_, value) in newest.items():
+            self.und_price[symbol] = value
+        self.version += 1
 
     def settle(self) -> None:
         """Bring the sums up to date with every holding marked since the last settle."""

@@ -10,6 +10,7 @@ mid). O(1) per quote; nothing here walks the book.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from actors.book import contract_key, positive
@@ -73,6 +74,29 @@ class MarketBook:
         if held is None:
             held = self._held[key] = {}
         held[position_id] = (t, bid, ask)  # a TwoSided when read (collar_quote)
+
+    def position_quotes(
+        self, quotes: Iterable[tuple[float, str, Contract, float | None, float | None]]
+    ) -> None:
+        """``position_quote`` for each (t, id, contract, bid, ask), in order, in fewer steps.
+
+        Only a position's first usable quote of the run can change anything
+        but its own slot (where it stands among the contract's quotes, a new
+        contract): it goes through ``position_quote``; the later ones only
+        replace the slot's value, which keeps its place. A position's contract
+        cannot change within a run (that takes a position update).
+        """
+        inf = math.inf
+        newest: dict[str, tuple[float, float, float]] = {}
+        for t, position_id, contract, bid, ask in quotes:
+            if bid is None or ask is None or not 0.0 < bid <= ask < inf:
+                continue
+            if position_id not in newest:
+                self.position_quote(t, position_id, contract, bid, ask)
+            newest[position_id] = (t, bid, ask)
+        held, key_of = self._held, self._key_of
+        for position_id, quote in newest.items():
+            held[key_of[position_id]][position_id] = quote
 
     def position_closed(self, position_id: str) -> None:
         self._keyed.pop(position_id, None)

@@ -73,6 +73,9 @@ class RestoreMoney:
     snapshot: dict[str, Any]
 
 
+MARKS_HELD = 4096
+"""Inline, marks are kept until the next other message or this many: then applied as one run."""
+
 SETTLE_AFTER = 16
 """On a pool, the sums catch up when the mailbox runs dry or this many positions wait.
 
@@ -104,6 +107,8 @@ class PortfolioActor(PooledActor):
         # catch up with a run of quotes once, when something reads them. On a
         # pool a check must not pay for many: see SETTLE_AFTER.
         self._inline = isinstance(dispatcher, InlineDispatcher)
+        # Inline: marks kept, applied as one run before anything else is handled.
+        self._marks: list[Mark] = []
         self._nlv_changed()
 
     def is_priority(self, message: Any) -> bool:
@@ -124,18 +129,26 @@ class PortfolioActor(PooledActor):
     def on_receive(self, message: Any) -> Any:
         book = self.book
         if isinstance(message, Mark):
+            if self._inline:
+                self._marks.append(message)
+                if len(self._marks) >= MARKS_HELD:
+                    self._apply_marks()
+                return None
             # The sums catch up when a check or a view reads them (Book.settle).
             h = book.holdings.get(message.id)
             if h is not None:
                 book.mark_later(
                     message.id, message.t, message.bid, message.ask, message.last, message.greeks
                 )
-                if not self._inline and (book.pending >= SETTLE_AFTER or not self.mailbox_depth):
+                if book.pending >= SETTLE_AFTER or not self.mailbox_depth:
                     book.settle()
                 self.market.position_quote(
                     message.t, message.id, h.contract, message.bid, message.ask
                 )
-        elif isinstance(message, CheckRequest):
+            return None
+        if self._marks:
+            self._apply_marks()
+        if isinstance(message, CheckRequest):
             book.settle()
             return self._check(message)
         elif isinstance(message, PositionUpdate):
@@ -214,6 +227,19 @@ class PortfolioActor(PooledActor):
             self.book.nlv = estimate
             self.book.version += 1
 
+    def _apply_marks(self) -> None:
+        """The marks kept so far, in order, as one run (``Book.mark_many``)."""
+        marks, self._marks = self._marks, []
+        self.book.mark_many(marks)
+        holdings = self.book.holdings
+        self.market.position_quotes(
+            (m.t, m.id, h.contract, m.bid, m.ask)
+            for m in marks
+            if (h := holdings.get(m.id)) is not None
+        )
+
     def view(self, t: float | None = None) -> PortfolioView:
+        if self._marks:
+            self._apply_marks()
         self.book.settle()
         return view_of(self.book, self.params, self.assessor.limits, self.market, t)
