@@ -6,11 +6,18 @@ Prints a table and writes bench/results/core.json. Figures are medians and
 p99 over repeated runs; on a shared 2-core machine absolute numbers move from
 run to run, which is why each one is printed as a ratio to its baseline.
 
-* replay: events/s through the real actors (InlineDispatcher) vs json.loads alone
+* replay: events/s of CPU through the real actors (InlineDispatcher) on a
+  stop-heavy recording (bench/recording.py: 200 positions, 1 M quotes, a few
+  checks), vs json.loads alone on the same lines (targets: >= 150 k/s, >= 0.4x)
 * gate, in process: check latency at 1000 positions under a 4 000 quotes/s
-  background load, through the actors, vs the pure evaluate() on the same book
+  background load, through the actors (``Gate.check`` on a ``Daemon``), vs the
+  pure evaluation (``Assessor.assess``) of the same check on the same book;
+  with the check's stages from the dispatcher's priority timing (bench/stages.py)
 * gate, stress limit: a 1000-option book x 21 scenarios, vs the same book
   with no stress limit configured
+
+Overload (300 positions flooded at 30 000 quotes/s) is bench/bench_overload.py;
+the 1000-actor sweep is bench/bench_sweep.py (``--workload workloads:position``).
 * start + restore: a daemon restoring N saved stops until every actor answers,
   and its RSS, vs reading the N rows from SQLite alone
 """
