@@ -5,6 +5,16 @@ totals, per-underlying delta and per-group notional cost O(1) per quote
 instead of a pass over the book. Freshness is O(log n): a heap of Greek
 timestamps with lazy deletion answers "how old are the oldest Greeks".
 Pure: no threads, no I/O, no clock.
+
+The portfolio takes quotes far more often than anyone reads the sums, so
+:meth:`Book.mark_later` takes a quote's prices and Greeks at once but leaves
+the holding's contributions to :meth:`Book.settle`, which the reader calls
+first: a holding quoted a hundred times between two checks is admitted once.
+The result is the same to the last bit. Each sum is exact (``ExactSum``), so
+its value — ``math.fsum`` of what it holds, which never yields ``-0.0`` — is
+the correctly rounded sum of the contributions it holds now, whatever the
+path there; a settled holding's contributions and completeness are functions
+of its fields alone, and those were updated in order.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from actors import pricing
 from actors.exact_sum import ExactSum
@@ -20,6 +31,23 @@ from actors.gate.stale import StaleItem
 from actors.messages import Contract, Greeks, Right
 
 GREEK_FIELDS = ("delta", "gamma", "vega", "theta", "iv", "und_price")
+
+
+class MarkLike(Protocol):
+    """An accepted quote's prices and Greeks (``actors.messages.Mark``)."""
+
+    @property
+    def t(self) -> float: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def bid(self) -> float | None: ...
+    @property
+    def ask(self) -> float | None: ...
+    @property
+    def last(self) -> float | None: ...
+    @property
+    def greeks(self) -> Greeks | None: ...
 
 
 def finite(x: float | None) -> bool:
@@ -147,10 +175,14 @@ class Book:
         self.by_symbol: dict[str, set[str]] = {}
         self.version = 0  # bumps on every change: lets costly views cache
         self._greeks_heap: list[tuple[float, str]] = []
+        # Holdings marked since the last settle -> the contributions in the sums.
+        self._pending: dict[str, tuple[float | None, ...]] = {}
 
     # ------------------------------------------------------------ updates
 
     def upsert(self, id: str, contract: Contract, qty: float) -> None:
+        if self._pending:
+            self.settle()
         h = self.holdings.get(id)
         if h is None:
             h = Holding(id, contract, qty)
@@ -173,6 +205,8 @@ class Book:
         self._admit(h, before)
 
     def remove(self, id: str) -> None:
+        if self._pending:
+            self.settle()
         h = self.holdings.pop(id, None)
         if h is None:
             return
@@ -202,29 +236,169 @@ class Book:
         h = self.holdings.get(id)
         if h is None:
             return
-        before = _contributions(h)
-        if positive(bid):
+        before = self._pending.pop(id, None)
+        if before is None:
+            before = _contributions(h)
+        self._take(h, t, bid, ask, last, greeks)
+        self._admit(h, before)
+
+    def mark_later(
+        self,
+        id: str,
+        t: float,
+        bid: float | None,
+        ask: float | None,
+        last: float | None,
+        greeks: Greeks | None,
+    ) -> None:
+        """:meth:`mark`, but the holding's contributions to the sums wait for :meth:`settle`.
+
+        Until then ``totals``, ``symbol_delta``, ``symbol_dollar_delta``,
+        ``group_notional``, ``incomplete`` and the holding's contribution
+        fields are those of its last settled state.
+        """
+        h = self.holdings.get(id)
+        if h is None:
+            return
+        pending = self._pending
+        if id not in pending:
+            pending[id] = _contributions(h)
+        self._take(h, t, bid, ask, last, greeks)
+        self.version += 1
+
+    @property
+    def pending(self) -> int:
+        """Holdings marked since the last settle."""
+        return len(self._pending)
+
+    def mark_many(self, marks: Sequence[MarkLike]) -> None:
+        """``mark_later`` for each mark in order — in one step per holding.
+
+        What a run of quotes leaves in a holding is a function of the run,
+        not of every step: the last valid bid, ask and last; the last Greeks
+        and their time (older Greeks timestamps would be superseded anyway);
+        the last underlying price IB's Greeks carried. A stock's price, once
+        known, stays known, so of a run only its last quote sets ``price_t``.
+        The newest underlying price of a symbol is written by whichever
+        holding's quote came last in the run. One case depends on every step:
+        an option quoted without Greeks may get Greeks from our own model,
+        priced from the prices of that moment — a run with one is marked quote
+        by quote.
+        """
+        holdings = self.holdings
+        inf = math.inf
+        # id -> [holding, bid, ask, last, greeks, greeks_t, (t, und), und_at, t, at]
+        runs: dict[str, list[Any]] = {}
+        for at, m in enumerate(marks):
+            run = runs.get(m.id)
+            if run is None:
+                h = holdings.get(m.id)
+                if h is None:
+                    continue
+                run = runs[m.id] = [h, None, None, None, None, None, None, -1, None, -1]
+            g = m.greeks
+            if g is None and run[0].contract.is_option:
+                for m in marks:
+                    self.mark_later(m.id, m.t, m.bid, m.ask, m.last, m.greeks)
+                return
+            bid, ask, last = m.bid, m.ask, m.last
+            if bid is not None and 0.0 < bid < inf:
+                run[1] = bid
+            if ask is not None and 0.0 < ask < inf:
+                run[2] = ask
+            if last is not None and 0.0 < last < inf:
+                run[3] = last
+            if g is not None:
+                run[4] = g
+                run[5] = m.t
+                und = g.und_price
+                if und is not None and 0.0 < und < inf:
+                    run[6] = (m.t, und)
+                    run[7] = at
+            run[8] = m.t
+            run[9] = at
+        pending = self._pending
+        newest: dict[str, tuple[int, tuple[float, float]]] = {}
+        for id, (h, bid, ask, last, g, g_t, und, und_at, t, at) in runs.items():
+            if id not in pending:
+                pending[id] = _contributions(h)
+            if bid is not None:
+                h.bid = bid
+            if ask is not None:
+                h.ask = ask
+            if last is not None:
+                h.last = last
+            option = h.contract.is_option
+            if g is not None:
+                h.greeks, h.greeks_t, h.greeks_computed = g, g_t, False
+                if option:
+                    self._push_greeks_t(g_t, id)
+            written: tuple[int, tuple[float, float]] | None = None
+            if option:
+                if und is not None:
+                    h.und_seen = und
+                    written = (und_at, und)
+            else:
+                price = h.price()
+                if price is not None:
+                    h.price_t = t
+                    written = (at, (t, price))
+            if written is not None:
+                symbol = h.contract.symbol
+                seen = newest.get(symbol)
+                if seen is None or written[0] > seen[0]:
+                    newest[symbol] = written
+        for symbol, (_, value) in newest.items():
+            self.und_price[symbol] = value
+        self.version += 1
+
+    def settle(self) -> None:
+        """Bring the sums up to date with every holding marked since the last settle."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = {}
+        holdings = self.holdings
+        for id, before in pending.items():
+            self._admit(holdings[id], before)
+
+    def _take(
+        self,
+        h: Holding,
+        t: float,
+        bid: float | None,
+        ask: float | None,
+        last: float | None,
+        greeks: Greeks | None,
+    ) -> None:
+        """A quote's prices and Greeks into the holding (not yet into the sums).
+
+        (``positive`` is spelled out: ``0 < x < inf`` fails for NaN too. This is
+        every quote of every position.)
+        """
+        inf = math.inf
+        if bid is not None and 0.0 < bid < inf:
             h.bid = bid
-        if positive(ask):
+        if ask is not None and 0.0 < ask < inf:
             h.ask = ask
-        if positive(last):
+        if last is not None and 0.0 < last < inf:
             h.last = last
         computed = False
         from_ib = greeks is not None
-        if greeks is None and h.contract.is_option and (h.greeks is None or h.greeks_computed):
+        option = h.contract.is_option
+        if greeks is None and option and (h.greeks is None or h.greeks_computed):
             greeks = self._model_greeks(h, t)
             computed = greeks is not None
         if greeks is not None:
             h.greeks, h.greeks_t, h.greeks_computed = greeks, t, computed
-            if h.contract.is_option:
-                heapq.heappush(self._greeks_heap, (t, id))
+            if option:
+                self._push_greeks_t(t, h.id)
         symbol = h.contract.symbol
-        if h.contract.is_option:
+        if option:
             # Only a quote that carried IB's Greeks says where the underlying is
             # now; an old und_price (or our own BSM's) is not an observation.
             und = greeks.und_price if from_ib and greeks is not None else None
-            if positive(und):
-                assert und is not None
+            if und is not None and 0.0 < und < inf:
                 h.und_seen = (t, und)
                 self.und_price[symbol] = (t, und)
         else:
@@ -232,7 +406,26 @@ class Book:
             if price is not None:
                 h.price_t = t
                 self.und_price[symbol] = (t, price)
-        self._admit(h, before)
+
+    def _push_greeks_t(self, t: float, id: str) -> None:
+        """Record a Greeks timestamp; drop the superseded ones when they pile up.
+
+        Entries are deleted lazily (an entry counts while its holding's
+        ``greeks_t`` still equals it), so between two checks the heap would
+        grow by one per quote. Past twice the holdings it is rebuilt from the
+        entries that still count: the same answers, bounded memory.
+        """
+        heap = self._greeks_heap
+        heapq.heappush(heap, (t, id))
+        if len(heap) > 2 * len(self.holdings) + 64:
+            holdings = self.holdings
+            live = {
+                entry
+                for entry in heap
+                if (h := holdings.get(entry[1])) is not None and h.greeks_t == entry[0]
+            }
+            heap[:] = live
+            heapq.heapify(heap)
 
     def _model_greeks(self, h: Holding, t: float) -> Greeks | None:
         """BSM Greeks for an option IB sent no modelGreeks for: IV from its price.
@@ -389,6 +582,8 @@ class Book:
 
     def stale(self, t: float, max_age_s: float) -> StaleItem | None:
         """Why no decision can be made now (fail closed), or None."""
+        if self._pending:
+            self.settle()
         if self.incomplete:
             return StaleItem(
                 f"{self.incomplete} position(s) lack the prices or Greeks the limits need",

@@ -9,6 +9,8 @@ mid). O(1) per quote; nothing here walks the book.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from actors.book import contract_key, positive
@@ -49,25 +51,63 @@ class MarketBook:
         self._market: dict[tuple[object, ...], TwoSided] = {}
         # Quotes of open positions, per contract and position: a closed
         # position's quotes stop counting (DESIGN: "quotes of open positions").
-        self._held: dict[tuple[object, ...], dict[str, TwoSided]] = {}
+        # (t, bid, ask) of each: made a TwoSided only when the collar reads one
+        self._held: dict[tuple[object, ...], dict[str, tuple[float, float, float]]] = {}
         self._key_of: dict[str, tuple[object, ...]] = {}
+        # position id -> (contract, its key): a contract is immutable, and the
+        # same object comes with every quote of a position, so the key is
+        # computed once per position instead of once per quote.
+        self._keyed: dict[str, tuple[Contract, tuple[object, ...]]] = {}
         self._stock_price: dict[str, tuple[float, float]] = {}  # symbol -> (t, price)
 
     def position_quote(
         self, t: float, position_id: str, contract: Contract, bid: float | None, ask: float | None
     ) -> None:
         """An accepted quote of an open position."""
-        quote = two_sided(t, bid, ask)
-        if quote is None:
+        # two_sided() inlined (the hot path of every quote): bid > 0, ask finite,
+        # bid <= ask — so both are finite and > 0, and NaN fails a comparison.
+        if bid is None or ask is None or not 0.0 < bid <= ask < math.inf:
             return
-        key = contract_key(contract)
-        old = self._key_of.get(position_id)
-        if old is not None and old != key:
-            self.position_closed(position_id)
+        keyed = self._keyed.get(position_id)
+        if keyed is not None and keyed[0] is contract:
+            key = keyed[1]
+        else:
+            key = contract_key(contract)
+            old = self._key_of.get(position_id)
+            if old is not None and old != key:
+                self.position_closed(position_id)
+            self._keyed[position_id] = (contract, key)
         self._key_of[position_id] = key
-        self._held.setdefault(key, {})[position_id] = quote
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = {}
+        held[position_id] = (t, bid, ask)  # a TwoSided when read (collar_quote)
+
+    def position_quotes(
+        self, quotes: Iterable[tuple[float, str, Contract, float | None, float | None]]
+    ) -> None:
+        """``position_quote`` for each (t, id, contract, bid, ask), in order, in fewer steps.
+
+        Only a position's first usable quote of the run can change anything
+        but its own slot (where it stands among the contract's quotes, a new
+        contract): it goes through ``position_quote``; the later ones only
+        replace the slot's value, which keeps its place. A position's contract
+        cannot change within a run (that takes a position update).
+        """
+        inf = math.inf
+        newest: dict[str, tuple[float, float, float]] = {}
+        for t, position_id, contract, bid, ask in quotes:
+            if bid is None or ask is None or not 0.0 < bid <= ask < inf:
+                continue
+            if position_id not in newest:
+                self.position_quote(t, position_id, contract, bid, ask)
+            newest[position_id] = (t, bid, ask)
+        held, key_of = self._held, self._key_of
+        for position_id, quote in newest.items():
+            held[key_of[position_id]][position_id] = quote
 
     def position_closed(self, position_id: str) -> None:
+        self._keyed.pop(position_id, None)
         key = self._key_of.pop(position_id, None)
         if key is None:
             return
@@ -95,9 +135,9 @@ class MarketBook:
         """The newest usable quote of ``contract`` (ties: a market line, then position order)."""
         key = contract_key(contract)
         best = self._market.get(key)
-        for q in self._held.get(key, {}).values():
-            if best is None or q.t > best.t:
-                best = q
+        for t, bid, ask in self._held.get(key, {}).values():
+            if best is None or t > best.t:
+                best = TwoSided(t, bid, ask)
         return best
 
     def market_stock_price(self, symbol: str) -> tuple[float, float] | None:

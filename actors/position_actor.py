@@ -94,10 +94,20 @@ class PositionActor(PooledActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Quote):
-            if self.strategy_id is None and not self.stop_off:
-                self._quote(message)
-            else:
+            if self.strategy_id is not None or self.stop_off:
                 self._leg_quote(message)
+                return None
+            # _quote, inlined: this is every quote of every position.
+            q = message
+            result = self.trail.on_quote(q.bid, q.ask, q.last, high=q.high, low=q.low)
+            if result is None:
+                self._mark(q)
+            elif isinstance(result, QuoteFault):
+                self.faults[result] += 1
+            else:
+                self._mark(q)
+                if isinstance(result, Decision):
+                    self._decide(q.t, result)
         elif isinstance(message, PositionUpdate):
             if message.qty == 0:
                 self._close(PositionClosed(message.t, self.id))
@@ -152,15 +162,6 @@ class PositionActor(PooledActor):
 
     # ---------------------------------------------------------------- handling
 
-    def _quote(self, q: Quote) -> None:
-        result = self.trail.on_quote(q.bid, q.ask, q.last, high=q.high, low=q.low)
-        if isinstance(result, QuoteFault):
-            self.faults[result] += 1
-            return
-        self._mark(q)
-        if isinstance(result, Decision):
-            self._decide(q.t, result)
-
     def _leg_quote(self, q: Quote) -> None:
         """A leg: judged by the leg rules (a reference price of 0 is a price)."""
         ref = reference_price(self.params, self.qty > 0, q.bid, q.ask, q.last, zero_ok=True)
@@ -173,9 +174,11 @@ class PositionActor(PooledActor):
             self.strategy.tell(LegQuote(q.t, self.id, q.bid, q.ask, q.last))
 
     def _mark(self, q: Quote) -> None:
-        self._last_mark = Mark(q.t, self.id, q.bid, q.ask, q.last, q.greeks)
-        if self.portfolio is not None:
-            self.portfolio.tell(self._last_mark)
+        portfolio = self.portfolio
+        if portfolio is None:
+            return  # no one to tell, and only a Resync (to a portfolio) resends it
+        mark = self._last_mark = Mark(q.t, self.id, q.bid, q.ask, q.last, q.greeks)
+        portfolio.tell(mark)
 
     def _decide(self, t: float, d: Decision) -> None:
         tid = trigger_id(self.id, self.opened_t) if d.action is StopAction.TRIGGER else None

@@ -87,6 +87,10 @@ _pykka_logger = logging.getLogger("pykka")
 FailureCallback = Callable[["pykka.ActorRef[Any]", BaseException], None]
 """``on_failure(ref, exc)``: an actor died of ``exc``; a supervisor may restart it."""
 
+PriorityTiming = Callable[[Any, float, float], None]
+"""``on_priority(message, waited_s, handled_s)``: a priority message waited this long
+in its mailbox, then its handler ran this long (``time.perf_counter`` seconds)."""
+
 DEFAULT_THREADS: Final = 2
 """Default pool size, chosen with ``bench/bench_sweep.py`` on this 2-core machine.
 
@@ -138,11 +142,17 @@ class _DispatcherBase:
     coalesced: int
     """Told messages folded into an already-queued one by coalescing mailboxes."""
 
+    on_priority: PriorityTiming | None
+    """Timing of every priority message (a pre-trade check's queue and evaluate
+    stages), read when an actor starts: set it before starting the actors. Called
+    by the thread that ran the handler, after it; must be quick and not raise."""
+
     overflowed: int
     """Messages accepted while their mailbox already held ``max_mailbox``."""
 
     def __init__(self, on_failure: FailureCallback | None) -> None:
         self.on_failure = on_failure
+        self.on_priority = None
         self.coalesced = 0
         self.overflowed = 0
         # Bumped from many sender threads: ``+=`` on an attribute is not atomic,
@@ -317,7 +327,8 @@ class InlineDispatcher(_DispatcherBase):
             raise ValueError("throughput must be >= 1")
         super().__init__(on_failure)
         self.throughput = throughput
-        self._runq: deque[PooledActor] = deque()
+        # Actors with mail, and mailboxes whose held quiet mail takes a turn.
+        self._runq: deque[PooledActor | _Mailbox] = deque()
         self._urgent: deque[PooledActor] = deque()
         self._local = threading.local()
 
@@ -334,28 +345,75 @@ class InlineDispatcher(_DispatcherBase):
         if getattr(local, "draining", False):
             return
         local.draining = True
-        runq = self._runq
-        urgent = self._urgent
-        throughput = self.throughput
         try:
-            while True:
-                while urgent:
-                    urgent.popleft()._rt_run(throughput, False)
-                try:
-                    actor = runq.popleft()
-                except IndexError:
-                    return
-                again = actor._rt_run(throughput, True)
-                if again:
-                    runq.append(actor)
-                    if again == _URGENT:
-                        urgent.append(actor)
+            self._run_queued()
         finally:
             # A KeyboardInterrupt in a handler propagates to the caller (a replay
             # can be interrupted); what is still queued is drained by the next
             # schedule on this dispatcher.
             local.draining = False
 
+    def _run_queued(self) -> None:
+        runq = self._runq
+        urgent = self._urgent
+        throughput = self.throughput
+        while True:
+            while urgent:
+                urgent.popleft()._rt_run(throughput, False)
+            if not runq:  # (tested first: an IndexError costs more than the test)
+                return
+            try:
+                actor = runq.popleft()
+            except IndexError:  # another thread sharing this dispatcher took it
+                return
+            if isinstance(actor, _Mailbox):
+                again = actor.turn(throughput)
+                if again:
+                    runq.append(actor)
+                    if again == _URGENT:
+                        urgent.append(actor._actor)
+                continue
+            again = actor._rt_run(throughput, True)
+            if again:
+                runq.append(actor)
+                if again == _URGENT:
+                    urgent.append(actor)
+
+    def schedule_turn(self, mailbox: _Mailbox) -> None:
+        """A run-queue turn for held quiet mail (``_Mailbox.turn``)."""
+        self._runq.append(mailbox)
+        self._drain()
+
+    def idle(self) -> bool:
+        """Nothing queued and this thread is not draining: a tell now is handled at once."""
+        return not (self._runq or self._urgent or getattr(self._local, "draining", False))
+
+    def tell_now(self, mailbox: _Mailbox, message: Any) -> bool:
+        """Handle a plain told message at once, if that is what queueing it would do.
+
+        When this thread is not draining and nothing is queued, ``tell`` would
+        queue the message, schedule its idle actor and drain — and the first
+        thing the drain does is hand that message to the actor. This does the
+        same without the queueing (no mailbox slot, no run-queue round trip),
+        then drains what the handler sent. False: not that case; queue it.
+        """
+        if self._runq or self._urgent or type(message) in _SPECIAL:
+            return False
+        local = self._local
+        if getattr(local, "draining", False):
+            return False
+        local.draining = True
+        try:
+            if not mailbox.run_one(message, self):
+                return False
+            self._run_queued()
+        finally:
+            local.draining = False
+        return True
+
+
+_LATER_MAX: Final = 4096
+"""Quiet messages an inline mailbox holds before it has the actor handle them."""
 
 # The priority lane of every actor that has no priority messages: always empty
 # (nothing is ever appended to it), and shared, so the ``if prio`` test of the
@@ -379,7 +437,11 @@ class _Mailbox:
         "_coalescing",
         "_direct",
         "_dispatcher",
+        "_done",
+        "_guarded",
         "_index",
+        "_inline",
+        "_later",
         "_limit",
         "_live",
         "_mutex",
@@ -387,6 +449,7 @@ class _Mailbox:
         "_over",
         "_prio",
         "_prioritising",
+        "_quiet",
         "_ref",
         "_running",
         "_schedule",
@@ -394,6 +457,7 @@ class _Mailbox:
         "_scheduled",
         "_slow",
         "_stats",
+        "_timing",
         "_try_schedule",
     )
 
@@ -418,6 +482,17 @@ class _Mailbox:
         self._coalescing = False
         self._direct = True
         self._limit = 0
+        self._inline: InlineDispatcher | None = None
+        self._guarded = False  # takes urgent hints: ``running`` keeps it one thread inside
+        # on_priority, if set: priority items are then queued as (enqueued_at, item).
+        self._timing: PriorityTiming | None = None
+        # Quiet messages held for later (inline dispatcher only; see PooledActor.is_quiet):
+        # the first ``_done`` of them have had their turn (the actor must take them
+        # before anything else), the rest wait for theirs, at the head of the
+        # normal lane.
+        self._later: deque[Any] = deque()
+        self._done = 0
+        self._quiet = False
 
     def bind(self, actor: PooledActor, dispatcher: Dispatcher) -> None:
         cls = type(actor)
@@ -443,10 +518,19 @@ class _Mailbox:
         self._slow = self._prioritising or self._coalescing or self._limit > 0
         if self._prioritising:
             self._prio = deque()
+            if self._stats is not None:
+                self._timing = self._stats.on_priority
         self._direct = cls._handle_receive is pykka.Actor._handle_receive
         # Only an actor that can get urgent hints needs the ``running`` flag.
         hinted = self._prioritising and self._schedule_urgent is not None
         actor._rt_run = self.run_guarded if hinted else self.run
+        self._guarded = hinted
+        # The inline dispatcher's shortcut keeps the order only when every slice
+        # is one message (see InlineDispatcher.tell_now); a handler that
+        # pykka must route (an overridden _handle_receive) takes the queue.
+        if isinstance(dispatcher, InlineDispatcher) and dispatcher.throughput == 1 and self._direct:
+            self._inline = dispatcher
+            self._quiet = cls.is_quiet is not PooledActor.is_quiet
 
     def arm(self) -> None:
         """Give the dispatcher the first owning ticket (it runs ``on_start``)."""
@@ -470,6 +554,10 @@ class _Mailbox:
         """``ActorRef.tell`` for this actor (installed on the ref as ``tell``)."""
         if self._closed:
             raise ActorDeadError(f"{self._ref} not found")
+        if self._quiet and self._hold(message):
+            return
+        if self._inline is not None and self._inline.tell_now(self, message):
+            return
         if self._slow:
             self._tell_slow(message)
             return
@@ -480,6 +568,87 @@ class _Mailbox:
         if self._try_schedule(False):
             self._schedule(self._actor)
 
+    def _hold(self, message: Any) -> bool:
+        """Hold a quiet message instead of queueing it; False: queue it as usual.
+
+        Held, it keeps the place queueing would have given it: from outside a
+        drain, to an idle actor with nothing queued, its turn is now (it is
+        *done*: queueing would have had it handled before ``tell`` returned);
+        inside a drain it waits at the head of the normal lane and the actor
+        takes its run-queue turn as usual — a turn that, finding only held
+        mail, just marks one done, without calling the handler.
+        """
+        if self._prio or self._normal or not self._live:
+            return False
+        if type(message) in _SPECIAL or not self._actor.is_quiet(message):
+            return False
+        later = self._later
+        inline = self._inline
+        assert inline is not None
+        if not (inline._runq or inline._urgent or getattr(inline._local, "draining", False)):
+            if len(later) != self._done or self._done >= _LATER_MAX:
+                return False  # (queued ones first; or hand the pile over now)
+            if not self._try_schedule(False):
+                return False
+            later.append(message)
+            self._done += 1
+            self._scheduled.release()
+            return True
+        later.append(message)
+        if self._try_schedule(False):
+            inline.schedule_turn(self)
+        return True
+
+    def turn(self, throughput: int) -> int:
+        """The run-queue turn of held quiet mail: what ``run`` does, minus the calls.
+
+        With nothing else queued the turn's message is the first held one
+        still waiting, and handling it means marking it done; anything else
+        (mail arrived meanwhile, the actor stopped, too many done) is left to
+        the actor's own ``run``.
+        """
+        guarded = self._guarded
+        if guarded and not self._running.acquire(False):
+            return self._actor._rt_run(throughput, True)
+        try:
+            later = self._later
+            if self._prio or self._normal or self._closed or self._done >= _LATER_MAX:
+                return self.run(throughput, True)
+            if len(later) > self._done:
+                self._done += 1
+            if len(later) > self._done:
+                return _AGAIN
+            if self._limit:
+                self._over = False
+            self._scheduled.release()
+            if (self._prio or self._normal or len(later) > self._done) and self._try_schedule(
+                False
+            ):
+                return _URGENT if self._prio else _AGAIN
+            return _IDLE
+        finally:
+            if guarded:
+                self._running.release()
+
+    def _hand_over_done(self) -> bool:
+        """Give the actor the held messages whose turn has passed; False if it died."""
+        later = self._later
+        on_receive = self._actor.on_receive
+        while self._done:
+            self._done -= 1
+            message = later.popleft()
+            try:
+                on_receive(message)
+            except Exception as exc:
+                self._told_failure(exc)
+                return False
+            except BaseException as exc:
+                self._fatal(None, exc)  # re-raises
+            if self._closed:
+                self._close()
+                return False
+        return True
+
     def _tell_slow(self, message: Any) -> None:
         """Tell with priority, coalescing or a mailbox limit.
 
@@ -489,32 +658,32 @@ class _Mailbox:
         """
         actor = self._actor
         cls = type(message)
-        wrapped = Envelope(message) if cls is list or cls is Envelope else message
         if cls is not _ActorStop:  # a stop keeps its place in the queue
             if self._prioritising and actor.is_priority(message):
-                self._prio.append(wrapped)
+                item = Envelope(message) if cls is list or cls is Envelope else message
+                self._prio.append(item if self._timing is None else (time.perf_counter(), item))
                 self._signal_priority()
                 return
             if self._coalescing:
                 key = actor.coalesce_key(message)
                 if key is not None:
                     with self._mutex:
-                        slot = self._index.get(key)
+                        index = self._index
+                        slot = index.get(key)
                         if slot is None:
-                            self._index[key] = slot = [message, key]
+                            index[key] = slot = [message, key]
                             self._normal.append(slot)
-                            folded = False
                         else:
                             slot[0] = actor.coalesce(slot[0], message)
-                            folded = True
-                    if not folded:
+                            slot = None
+                    if slot is not None:
                         self._after_append()
                     elif self._stats is not None:
                         # The slot is still queued, or popped by a worker that has
                         # not read it yet: either way the fold will be processed.
                         self._stats._note_coalesced()
                     return
-        self._normal.append(wrapped)
+        self._normal.append(Envelope(message) if cls is list or cls is Envelope else message)
         self._after_append()
 
     def put(self, envelope: Envelope[Any], /) -> None:
@@ -531,7 +700,7 @@ class _Mailbox:
             and type(message) is not _ActorStop
             and self._actor.is_priority(message)
         ):
-            self._prio.append(envelope)
+            self._prio.append(envelope if self._timing is None else (time.perf_counter(), envelope))
             self._signal_priority()
         else:
             self._normal.append(envelope)
@@ -608,40 +777,129 @@ class _Mailbox:
         normal = self._normal
         direct = self._direct
         remaining = throughput
+        later = self._later
+        timing = self._timing
         while remaining:
+            if self._done and not self._hand_over_done():
+                return _IDLE
+            timed: tuple[float, float] | None = None
             if prio:
                 item = prio.popleft()
+                if timing is not None:
+                    enqueued, item = item
+                    timed = (enqueued, time.perf_counter())
+            elif later:
+                # A held quiet message's turn: it is done (handed over before the
+                # actor's next other message), the handler need not run yet.
+                self._done += 1
+                remaining -= 1
+                if self._done >= _LATER_MAX and not self._hand_over_done():
+                    return _IDLE
+                continue
             elif normal:
                 item = normal.popleft()
             else:
                 break
             remaining -= 1
-            if direct and type(item) not in _SPECIAL:
-                # pykka's _actor_loop_running, for a told user message.
-                try:
-                    actor.on_receive(item)
-                except Exception as exc:
-                    self._told_failure(exc)
+            if direct:
+                cls = type(item)
+                if cls is list:
+                    # A coalescing slot: free its key, then handle what it holds now.
+                    with self._mutex:
+                        del self._index[item[1]]
+                    item = item[0]
+                    plain = type(item) not in _PYKKA_MESSAGES
+                else:
+                    plain = cls not in _SPECIAL
+                if plain:
+                    # pykka's _actor_loop_running, for a told user message.
+                    try:
+                        actor.on_receive(item)
+                    except Exception as exc:
+                        self._told_failure(exc)
+                        return _IDLE
+                    except BaseException as exc:
+                        self._fatal(None, exc)  # re-raises
+                elif self._special(item):
                     return _IDLE
-                except BaseException as exc:
-                    self._fatal(None, exc)  # re-raises
             elif self._special(item):
                 return _IDLE
+            if timed is not None:
+                self._report_timing(item, *timed)
             if self._closed:  # the handler stopped the actor
                 self._close()
                 return _IDLE
         if not owner:
             return _IDLE
-        if not remaining and (prio or normal):
+        waiting = len(later) > self._done  # held messages whose turn is still to come
+        if not remaining and (prio or normal or waiting):
             return _URGENT if prio else _AGAIN
         if self._limit:
             self._over = False
         self._scheduled.release()
         # Re-check after releasing: a sender that appended before the release
         # saw the flag held and counted on us.
-        if (prio or normal) and self._try_schedule(False):
+        if (prio or normal or len(later) > self._done) and self._try_schedule(False):
             return _URGENT if prio else _AGAIN
         return _IDLE
+
+    def run_one(self, message: Any, dispatcher: InlineDispatcher) -> bool:
+        """``InlineDispatcher.tell_now``: ``message`` as the only mail of an idle actor.
+
+        Exactly what an owning ticket of one message does (``run(1, True)``)
+        with the message in the queue; False, having changed nothing, when the
+        actor is not idle, not started, or has mail queued.
+        """
+        if not self._live or self._closed or self._prio or self._normal:
+            return False
+        if len(self._later) != self._done:
+            return False  # held ones wait for their turn first
+        if not self._try_schedule(False):
+            return False
+        guarded = self._guarded
+        running = self._running
+        if guarded and not running.acquire(False):
+            self._scheduled.release()
+            return False
+        try:
+            if self._done and not self._hand_over_done():
+                return True
+            try:
+                self._actor.on_receive(message)
+            except Exception as exc:
+                self._told_failure(exc)
+                return True
+            except BaseException as exc:
+                self._fatal(None, exc)  # re-raises
+            if self._closed:  # the handler stopped the actor
+                self._close()
+                return True
+            prio, normal = self._prio, self._normal
+            if not (prio or normal or len(self._later) > self._done):
+                if self._limit:
+                    self._over = False
+                self._scheduled.release()
+                if not (
+                    (prio or normal or len(self._later) > self._done) and self._try_schedule(False)
+                ):
+                    return True
+            # It told itself something: its ticket goes to the back of the queue.
+            dispatcher._runq.append(self._actor)
+            if prio:
+                dispatcher._urgent.append(self._actor)
+            return True
+        finally:
+            if guarded:
+                running.release()
+
+    def _report_timing(self, item: Any, enqueued: float, started: float) -> None:
+        timing = self._timing
+        assert timing is not None
+        message = item.message if type(item) is Envelope else item
+        try:
+            timing(message, started - enqueued, time.perf_counter() - started)
+        except Exception:  # metrics must never take an actor down
+            logger.exception("on_priority callback raised")
 
     def _special(self, item: Any) -> bool:
         """Everything but a plain told message; True if the actor died of it."""
@@ -731,13 +989,17 @@ class _Mailbox:
 
     def _drain_dead(self) -> int:
         """Answer every queued ask with ActorDeadError; return how many tells fell."""
-        dropped = 0
+        dropped = len(self._later)
+        self._later.clear()
+        self._done = 0
         for lane in (self._prio, self._normal):
             while True:
                 try:
                     item = lane.popleft()
                 except IndexError:
                     break
+                if lane is self._prio and self._timing is not None:
+                    item = item[1]
                 if type(item) is Envelope and item.reply_to is not None:
                     _dead_letter(self._ref, item, leftover=True)
                 else:
@@ -752,9 +1014,14 @@ class _Mailbox:
 
     def get(self) -> Envelope[Any]:
         """Unused by the dispatchers; pykka's protocol has it. Never blocks."""
+        if self._later:
+            self._done = max(0, self._done - 1)
+            return Envelope(self._later.popleft())
         for lane in (self._prio, self._normal):
             if lane:
                 item = lane.popleft()
+                if lane is self._prio and self._timing is not None:
+                    item = item[1]
                 if type(item) is list:
                     with self._mutex:
                         del self._index[item[1]]
@@ -765,10 +1032,10 @@ class _Mailbox:
         raise queue.Empty
 
     def empty(self) -> bool:
-        return not (self._prio or self._normal)
+        return not (self._prio or self._normal or self._later)
 
     def __len__(self) -> int:
-        return len(self._prio) + len(self._normal)
+        return len(self._prio) + len(self._normal) + len(self._later)
 
 
 def _dead_letter(ref: pykka.ActorRef[Any], envelope: Envelope[Any], *, leftover: bool) -> None:
@@ -879,6 +1146,20 @@ class PooledActor(pykka.Actor):
         ``message`` (an ``isinstance`` test, say). Applies to asks too — a
         pre-trade check is usually asked. Override it in the class (not on an
         instance): the mailbox checks once whether it is overridden.
+        """
+        return False
+
+    def is_quiet(self, message: Any) -> bool:
+        """Whether handling ``message`` only updates this actor's own state.
+
+        A quiet message's handler sends nothing, answers no one, returns
+        nothing and does not fail: no one can tell *when* it ran, only that it
+        ran before the actor's next other message. An inline dispatcher then
+        holds it instead of scheduling the actor for it, and hands the held
+        ones over, in order, before the next other message (or stop), or when
+        4096 have piled up: replay's output is the same, minus a run-queue round
+        trip per message. Pool dispatchers ignore this. Same constraints as
+        :meth:`is_priority`; a quiet message is never coalesced inline.
         """
         return False
 

@@ -6,11 +6,18 @@ Prints a table and writes bench/results/core.json. Figures are medians and
 p99 over repeated runs; on a shared 2-core machine absolute numbers move from
 run to run, which is why each one is printed as a ratio to its baseline.
 
-* replay: events/s through the real actors (InlineDispatcher) vs json.loads alone
+* replay: events/s of CPU through the real actors (InlineDispatcher) on a
+  stop-heavy recording (bench/recording.py: 200 positions, 1 M quotes, a few
+  checks), vs json.loads alone on the same lines (targets: >= 150 k/s, >= 0.4x)
 * gate, in process: check latency at 1000 positions under a 4 000 quotes/s
-  background load, through the actors, vs the pure evaluate() on the same book
+  background load, through the actors (``Gate.check`` on a ``Daemon``), vs the
+  pure evaluation (``Assessor.assess``) of the same check on the same book;
+  with the check's stages from the dispatcher's priority timing (bench/stages.py)
 * gate, stress limit: a 1000-option book x 21 scenarios, vs the same book
   with no stress limit configured
+
+Overload (300 positions flooded at 30 000 quotes/s) is bench/bench_overload.py;
+the 1000-actor sweep is bench/bench_sweep.py (``--workload workloads:position``).
 * start + restore: a daemon restoring N saved stops until every actor answers,
   and its RSS, vs reading the N rows from SQLite alone
 """
@@ -22,7 +29,6 @@ import io
 import json
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -37,9 +43,14 @@ import pykka
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import recording  # noqa: E402
+from stages import StageTimes, describe  # noqa: E402
 
 from actors.book import Book  # noqa: E402
-from actors.limits import evaluate, needs_for  # noqa: E402
+from actors.gate.assessment import Assessment, Assessor  # noqa: E402
+from actors.market_book import MarketBook  # noqa: E402
 from actors.messages import (  # noqa: E402
     CheckRequest,
     Contract,
@@ -51,8 +62,9 @@ from actors.messages import (  # noqa: E402
     SecType,
     StopSnapshot,
 )
+from actors.money import Money  # noqa: E402
 from supervisor.commands import replay  # noqa: E402
-from supervisor.config import parse  # noqa: E402
+from supervisor.config import Config, parse  # noqa: E402
 from supervisor.core.daemon import Daemon  # noqa: E402
 from supervisor.store.sqlite_store import Store  # noqa: E402
 
@@ -80,111 +92,73 @@ def greeks(i: int, jitter: float = 0.0) -> Greeks:
 # ------------------------------------------------------------------ replay
 
 
-def replay_events(n_positions: int, n_events: int, seed: int = 7) -> list[str]:
-    rnd = random.Random(seed)
-    lines = []
-    t = T0
-    for i in range(n_positions):
-        lines.append(
-            json.dumps(
-                {
-                    "t": t,
-                    "type": "position",
-                    "id": f"P{i}",
-                    "symbol": f"S{i % 50}",
-                    "sec_type": "STK",
-                    "qty": 100 if i % 2 else -100,
-                    "entry_price": 100.0,
-                }
-            )
-        )
-    prices = [100.0] * n_positions
-    while len(lines) < n_events:
-        t += 0.001
-        r = rnd.random()
-        if r < 0.97:
-            i = rnd.randrange(n_positions)
-            prices[i] *= 1 + rnd.gauss(0, 0.002)
-            p = round(prices[i], 4)
-            lines.append(
-                json.dumps(
-                    {"t": t, "type": "quote", "id": f"P{i}", "bid": p, "ask": p + 0.01, "last": p}
-                )
-            )
-        elif r < 0.995:
-            lines.append(
-                json.dumps(
-                    {
-                        "t": t,
-                        "type": "check",
-                        "id": f"c{len(lines)}",
-                        "legs": [
-                            {
-                                "symbol": f"S{rnd.randrange(50)}",
-                                "sec_type": "STK",
-                                "qty": 10,
-                                "price": 100.0,
-                            }
-                        ],
-                    }
-                )
-            )
-        else:
-            lines.append(
-                json.dumps({"t": t, "type": "failure", "kind": "order_rejected", "code": 201})
-            )
-    return lines
-
-
 def bench_replay(quick: bool) -> dict[str, Any]:
-    n = 50_000 if quick else 200_000
-    lines = replay_events(1000, n)
-    cfg = parse({"limits": {"max_portfolio_delta": 1e9, "max_per_symbol_delta": 1e9}})
-    ours, base = [], []
+    """Events/s of CPU through the real actors on a stop-heavy recording, vs json.loads alone.
+
+    The recording (``bench/recording.py``: 200 positions, mostly quotes, a few
+    checks) is read into memory first, so neither side pays for the disk.
+    Both sides are timed with ``time.process_time`` (this process's CPU, not
+    the neighbours'), interleaved, several rounds.
+    """
+    quotes = 100_000 if quick else 1_000_000
+    lines = [line.encode() + b"\n" for line in recording.lines(200, quotes)]
+    n = len(lines)
+    cfg = parse(recording.CONFIG)
+    ours, base, outputs = [], [], set()
     for _ in range(3 if quick else 5):
-        t = time.perf_counter()
+        t = time.process_time()
         for line in lines:
             json.loads(line)
-        base.append(n / (time.perf_counter() - t))
+        base.append(n / (time.process_time() - t))
         r = replay.Replay(cfg)
-        t = time.perf_counter()
-        r.feed(lines, io.StringIO(), io.StringIO())
-        ours.append(n / (time.perf_counter() - t))
+        out = io.StringIO()
+        t = time.process_time()
+        r.feed(lines, out, io.StringIO())
+        ours.append(n / (time.process_time() - t))
         r.close()
+        outputs.add(out.getvalue())
+    assert len(outputs) == 1, "replay output differs between rounds"
     return {
         "events": n,
+        "output_lines": next(iter(outputs)).count("\n"),
         "ours_events_per_s": summary(ours),
         "baseline_json_loads_per_s": summary(base),
-        "ratio_baseline_over_ours": statistics.median(base) / statistics.median(ours),
+        "ratio_ours_over_baseline": statistics.median(ours) / statistics.median(base),
     }
 
 
 # -------------------------------------------------------------------- gate
 
 
-def option_book(n: int, stress: bool) -> tuple[Book, Any]:
+def option_book(n: int, stress: bool) -> tuple[Assessor, Config]:
+    """The pure evaluation (the portfolio actor's ``Assessor``) on an n-option book."""
     limits = {"max_portfolio_delta": 1e12, "max_portfolio_vega": 1e12, "max_per_symbol_delta": 1e12}
     if stress:
         limits["max_stress_loss"] = 1e12
     cfg = parse({"limits": limits})
-    book = Book(needs_for(cfg.gate), cfg.gate.groups)
+    gate = cfg.gate
+    book = Book(Assessor.needs_of(gate), gate.groups, gate.pricing)
     for i in range(n):
         book.upsert(f"O{i}", option(i), 1 + i % 5)
         book.mark(f"O{i}", T0, 2.0, 2.1, 2.05, greeks(i))
-    return book, cfg
+    return Assessor(gate, book, MarketBook(), Money(gate.loss, cfg.net_liquidation)), cfg
+
+
+def evaluate(assessor: Assessor, request: CheckRequest) -> Assessment:
+    return assessor.assess(request)
 
 
 def bench_stress(quick: bool) -> dict[str, Any]:
     legs = (Leg("S1", SecType.OPT, 5, 2.0, Right.CALL, 95.0, "2027-06-18", 100.0, greeks(1)),)
     out: dict[str, Any] = {}
     for name, stress in (("with_stress", True), ("baseline_no_stress", False)):
-        book, cfg = option_book(1000, stress)
+        assessor, _ = option_book(1000, stress)
         xs = []
         for i in range(50 if quick else 200):
             t = time.perf_counter()
-            v = evaluate(book, CheckRequest(T0 + 1, f"c{i}", legs), cfg.gate)
+            v = evaluate(assessor, CheckRequest(T0 + 1, f"c{i}", legs))
             xs.append(time.perf_counter() - t)
-            assert not v.reasons, v
+            assert not v.denied, v
         out[name] = summary(xs)
     out["ratio"] = out["with_stress"]["median"] / out["baseline_no_stress"]["median"]
     return out
@@ -204,6 +178,8 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
         }
     )
     d = Daemon(cfg, store=None, housekeeping_s=3600)
+    stages = StageTimes()
+    d.dispatcher.on_priority = stages
     d.start()
     stop = threading.Event()
     sent = [0]
@@ -247,6 +223,7 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
 
         th = threading.Thread(target=load, daemon=True)
         th.start()
+        stages.clear()
         ours = []
         t_start = time.perf_counter()
         for k in range(300 if quick else 1500):
@@ -259,12 +236,12 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
         stop.set()
         th.join(timeout=5)
         # baseline: the pure evaluate() on an equivalent book, no actors, no load
-        book, bcfg = option_book(n, False)
+        assessor, _ = option_book(n, False)
         legs = (Leg("S1", SecType.OPT, 5, 2.0, Right.CALL, 95.0, "2027-06-18", 100.0, greeks(1)),)
         base = []
         for k in range(2000):
             t = time.perf_counter()
-            evaluate(book, CheckRequest(T0, f"b{k}", legs), bcfg.gate)
+            evaluate(assessor, CheckRequest(T0, f"b{k}", legs))
             base.append(time.perf_counter() - t)
         return {
             "positions": n,
@@ -272,6 +249,7 @@ def bench_gate_under_load(quick: bool) -> dict[str, Any]:
             "ours_in_process_check_s": summary(ours),
             "baseline_pure_evaluate_s": summary(base),
             "ratio_p99": pct(ours, 99) / pct(base, 99),
+            "stages_s": stages.summary(),
             "coalesced_quotes": d.dispatcher.coalesced,
         }
     finally:
@@ -417,9 +395,9 @@ def report(r: dict[str, Any]) -> None:
     rp, st, g = r["replay"], r["stress_gate_1000x21"], r["gate_under_load"]
     us, ms = 1e6, 1e3
     print(
-        f"replay            {rp['ours_events_per_s']['median']:>10,.0f} events/s"
+        f"replay            {rp['ours_events_per_s']['median']:>10,.0f} events/s of CPU"
         f"   json.loads alone {rp['baseline_json_loads_per_s']['median']:,.0f}/s"
-        f"  (x{rp['ratio_baseline_over_ours']:.1f})"
+        f"  (ours/json.loads x{rp['ratio_ours_over_baseline']:.2f})"
     )
     ws, ns = st["with_stress"], st["baseline_no_stress"]
     print(
@@ -432,6 +410,7 @@ def report(r: dict[str, Any]) -> None:
         f" under {g['background_quotes_per_s']:,.0f} quotes/s"
         f"   pure evaluate p99 {bg['p99'] * us:.0f} us  (x{g['ratio_p99']:.1f})"
     )
+    print(f"  stages (median/p99 us): {describe(g['stages_s'])}")
     h, hc = r["http_check"], r["http_check"]["check"]
     print(
         f"check over HTTP   median {hc['median'] * us:.0f} us  p99 {hc['p99'] * us:.0f} us"
