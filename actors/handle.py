@@ -34,7 +34,7 @@ class Handle:
     def tell(self, message: Any) -> None:
         # dead and being restarted: the successor resyncs its state
         # (try/except, not contextlib.suppress: every quote takes two of these hops)
-        try:
+        try:  # noqa: SIM105
             self.ref.tell(message)
         except pykka.ActorDeadError:
             pass

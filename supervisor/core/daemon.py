@@ -710,7 +710,7 @@ class Daemon:
             legs = tuple(
                 StrategyLegStatus(
                     pid,
-                    None if pid is None else self.latest[pid].contract,
+                    spec.contract if pid is None else self.latest[pid].contract,
                     spec.ratio,
                     None if pid is None else self.latest[pid].qty,
                 )

@@ -51,7 +51,7 @@ class Run:
         self.replay.close()
 
     def line(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.replay.event(json.dumps(obj))
+        return list(self.replay.event(json.dumps(obj)))
 
     def lines(self, *objs: dict[str, Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

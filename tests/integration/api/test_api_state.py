@@ -19,6 +19,7 @@ STOP_FIELDS = {
     "id", "symbol", "sec_type", "right", "strike", "expiry", "multiplier", "qty",
     "entry_price", "active", "extreme", "stop", "breaches", "triggered", "trigger_id",
     "ignored_quotes",
+    "strategy",
 }  # fmt: skip
 
 
