@@ -112,6 +112,7 @@ class StopOut(BaseModel):
     trigger_id: str | None
     ignored_quotes: int
     strategy: str | None = None  # the strategy this position is a leg of (its own stop off)
+    state: str = "idle"  # idle | active | triggered — what trailing_stops_active counts
 
 
 class MoneyOut(BaseModel):

@@ -45,9 +45,10 @@ def _stop_out(s: StopSnapshot) -> dict[str, Any]:
         **json_codec.contract_fields(s.contract),
         "qty": s.qty,
         "entry_price": s.entry_price,
-        # armed and still watching: as trailing_stops_active counts (a triggered
-        # stop is done, whatever its stop level)
-        "active": s.active and not s.triggered,
+        "active": s.active,  # armed (stays so once triggered: the level it fired at)
+        # one word for it, as the metric trailing_stops_active counts ("active"):
+        # idle (not armed), active (armed, watching), triggered (done)
+        "state": "triggered" if s.triggered else "active" if s.active else "idle",
         "extreme": s.extreme,
         "stop": s.stop,
         "breaches": s.breaches,

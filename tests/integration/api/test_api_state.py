@@ -18,8 +18,7 @@ AAPL = "AAPL-STK"
 STOP_FIELDS = {
     "id", "symbol", "sec_type", "right", "strike", "expiry", "multiplier", "qty",
     "entry_price", "active", "extreme", "stop", "breaches", "triggered", "trigger_id",
-    "ignored_quotes",
-    "strategy",
+    "ignored_quotes", "strategy", "state",
 }  # fmt: skip
 
 
