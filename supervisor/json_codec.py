@@ -33,6 +33,7 @@ from actors.messages import (
     Leg,
     MarketQuote,
     PnlUpdate,
+    PositionClosed,
     PositionUpdate,
     Quote,
     Right,
@@ -108,6 +109,10 @@ def _enum(obj: Mapping[str, Any], name: str, enum: Any) -> Any:
 
 def position_id(obj: Mapping[str, Any]) -> str:
     return _string(obj, "id")
+
+
+def close(obj: Mapping[str, Any], t: float) -> PositionClosed:
+    return PositionClosed(t, _string(obj, "id"))
 
 
 def event_time(obj: Mapping[str, Any]) -> float:

@@ -37,6 +37,7 @@ from actors.messages import (
     BreakerTransition,
     CheckRequest,
     Kill,
+    PositionClosed,
     PositionUpdate,
     Quote,
     StopEvent,
@@ -61,7 +62,7 @@ Parse = Callable[[Line, float], Any]
 PARSERS: Mapping[str, Parse] = {
     "position": json_codec.position,
     "quote": json_codec.quote,
-    "close": lambda o, t: (t, json_codec.position_id(o)),
+    "close": json_codec.close,
     "account": json_codec.account,
     "pnl": json_codec.pnl,
     "market": json_codec.market,
@@ -208,8 +209,8 @@ class Replay:
     def _quote(self, q: Quote) -> None:
         self.topology.quote(q)
 
-    def _close(self, message: tuple[float, str]) -> None:
-        self.topology.close(*message)
+    def _close(self, message: PositionClosed) -> None:
+        self.topology.close(message.t, message.id)
 
     def _admin(self, a: Admin | Kill) -> None:
         if isinstance(a, Kill):
