@@ -35,6 +35,7 @@ import pykka
 from actors.breaker_actor import BreakerView, SeedAdmission
 from actors.circuit_breaker import CircuitBreaker
 from actors.gate.admission import AllowedOrder
+from actors.gate.assessment import Admit
 from actors.gate.order import order_key
 from actors.handle import Handle
 from actors.messages import (
@@ -44,6 +45,7 @@ from actors.messages import (
     BreakerState,
     BreakerTransition,
     CheckAnswer,
+    CheckRequest,
     Contract,
     Failure,
     FailureKind,
@@ -149,6 +151,8 @@ class Daemon:
         self.io_dispatcher = PoolDispatcher(threads=1, name="io")
         self.dispatcher.on_failure = self._actor_failed
         self.io_dispatcher.on_failure = self._actor_failed
+        # where a check waits: its mailbox (queue) and the two handlers (evaluate)
+        self.dispatcher.on_priority = self._priority_timing
         self.scheduler = ThreadScheduler(clock)
         self.writer = JournalWriter(store, on_fault=self._store_fault)
         self.kill_switch = KillSwitch(
@@ -910,6 +914,11 @@ class Daemon:
         with self.topology.lock:
             strategies = [(s.id, list(s.legs)) for s in self.topology.strategies.values()]
         return held, strategies
+
+    def _priority_timing(self, message: Any, waited_s: float, handled_s: float) -> None:
+        if isinstance(message, CheckRequest | Admit):
+            self.metrics.check_stage("queue", waited_s)
+            self.metrics.check_stage("evaluate", handled_s)
 
     def _housekeeping(self) -> None:
         while not self.stopped.wait(self.housekeeping_s):
