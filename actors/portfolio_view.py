@@ -8,9 +8,10 @@ grouped per underlying, per expiry and per correlated group.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 from actors.book import Book
 from actors.gate.limit import LimitContext, PortfolioLimit
@@ -19,27 +20,35 @@ from actors.gate.params import GateParams
 from actors.gate.stale import Stale
 from actors.market_book import MarketBook
 
-_POSITION_SCHEMA: dict[str, Any] = {
-    "id": pl.String,
-    "symbol": pl.String,
-    "sec_type": pl.String,
-    "right": pl.String,
-    "strike": pl.Float64,
-    "expiry": pl.String,
-    "multiplier": pl.Float64,
-    "qty": pl.Float64,
-    "bid": pl.Float64,
-    "ask": pl.Float64,
-    "last": pl.Float64,
-    "price": pl.Float64,
-    "delta": pl.Float64,
-    "dollar_delta": pl.Float64,
-    "gamma": pl.Float64,
-    "vega": pl.Float64,
-    "theta": pl.Float64,
-    "notional": pl.Float64,
-    "greeks_t": pl.Float64,
-}
+#: The columns of the per-position table and their polars types (by name, so
+#: polars — ~35 MB — loads only when a table is asked for).
+_POSITION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "String"),
+    ("symbol", "String"),
+    ("sec_type", "String"),
+    ("right", "String"),
+    ("strike", "Float64"),
+    ("expiry", "String"),
+    ("multiplier", "Float64"),
+    ("qty", "Float64"),
+    ("bid", "Float64"),
+    ("ask", "Float64"),
+    ("last", "Float64"),
+    ("price", "Float64"),
+    ("delta", "Float64"),
+    ("dollar_delta", "Float64"),
+    ("gamma", "Float64"),
+    ("vega", "Float64"),
+    ("theta", "Float64"),
+    ("notional", "Float64"),
+    ("greeks_t", "Float64"),
+)
+
+
+def _schema() -> dict[str, Any]:
+    import polars as pl
+
+    return {name: getattr(pl, kind) for name, kind in _POSITION_COLUMNS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +69,21 @@ class PortfolioView:
     beta_weighted_delta: float | None = None  # index shares; None: not configured or stale
 
     def positions(self) -> pl.DataFrame:
-        return pl.DataFrame(list(self.rows), schema=_POSITION_SCHEMA, orient="row")
+        import polars as pl
+
+        return pl.DataFrame(list(self.rows), schema=_schema(), orient="row")
 
     def by_underlying(self) -> pl.DataFrame:
         return _sums(self.positions(), "symbol")
 
     def by_expiry(self) -> pl.DataFrame:
+        import polars as pl
+
         return _sums(self.positions().filter(pl.col("sec_type") == "OPT"), "expiry")
 
     def by_group(self) -> pl.DataFrame:
+        import polars as pl
+
         members = pl.DataFrame(
             [(g, s) for g, symbols in self.groups.items() for s in symbols],
             schema={"group": pl.String, "symbol": pl.String},
@@ -105,6 +120,8 @@ class PortfolioView:
 
 
 def _sums(df: pl.DataFrame, key: str) -> pl.DataFrame:
+    import polars as pl
+
     cols = ["delta", "dollar_delta", "gamma", "vega", "theta", "notional"]
     return (
         df.group_by(key, maintain_order=True)

@@ -31,13 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
-from scipy.special import ndtr
 
 __all__ = [
     "DAYS_PER_YEAR",
@@ -85,6 +84,15 @@ _IV_MAX_ITER: Final[int] = 100
 
 _EXPIRY_RE: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 _EXPIRY_ZONE: Final[str] = "America/New_York"
+
+
+def _ndtr() -> Any:
+    """scipy's normal CDF, imported on first use: scipy costs ~40 MB of RSS, and a
+    daemon whose limits never reprice an option (no stress limit, IB's Greeks)
+    never needs it."""
+    from scipy.special import ndtr
+
+    return ndtr
 
 
 class PricingError(ValueError):
@@ -313,6 +321,7 @@ def _price_kernel(
     # allocations would cost as much as the arithmetic.
     x1 = w * d1
     x2 = w * d2
+    ndtr = _ndtr()
     ndtr(x1, out=x1)
     ndtr(x2, out=x2)
     x1 *= sdf
@@ -391,6 +400,7 @@ def bsm_greeks_array(
     vst = sigma_ * sqrt_t
     qdf, sdf, kdf = _array_legs(s, k, t, r_, q_)
     d1, deg = _d1_array(_log_forward_moneyness(s, k, t, r_, q_), vst, sdf, kdf)
+    ndtr = _ndtr()
     n1 = ndtr(w * d1)
     n2 = ndtr(w * (d1 - vst))
     with np.errstate(over="ignore"):  # d1 = +-inf gives exp(-inf) = 0, as wanted
