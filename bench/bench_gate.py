@@ -78,8 +78,14 @@ def _checks(d: Daemon, n: int, qty_offset: int = 0) -> list[float]:
     for k in range(n):
         body = {
             "id": f"c{k}",
-            "legs": [{"symbol": "S001", "sec_type": "STK", "qty": 1 + (k + qty_offset) % 97,
-                      "price": 100.05}],  # fmt: skip
+            "legs": [
+                {
+                    "symbol": "S001",
+                    "sec_type": "STK",
+                    "qty": 1 + (k + qty_offset) % 97,
+                    "price": 100.05,
+                }
+            ],
         }
         t0 = time.perf_counter()
         d.check(body)

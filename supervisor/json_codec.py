@@ -300,8 +300,14 @@ def success(obj: Mapping[str, Any], t: float) -> Success:
 
 
 def admin(obj: Mapping[str, Any], t: float, operator: str = "operator") -> Admin | Kill:
-    """An operator action; ``kill`` (any mode) acts as ``halt`` in replay (DESIGN §4.5)."""
+    """An operator action; ``kill`` (any mode) acts as ``halt`` in replay (DESIGN §4.5).
+
+    A recording names the ``operator`` (a string); replay keeps it in the causes.
+    """
     action = _enum(obj, "action", AdminAction)
+    who = obj.get("operator")
+    if isinstance(who, str) and who:
+        operator = who[:200]
     if action is AdminAction.KILL:
         mode = KillMode.HALT if obj.get("mode") is None else _enum(obj, "mode", KillMode)
         return Kill(t, mode, operator, kill_id=f"admin@{t!r}")

@@ -67,9 +67,9 @@ REOPEN_AFTER_S = 5.0
 #: Length of one fault cycle (farm break, rejections, socket drop).
 CYCLE_S = 30.0
 #: The demo's daily loss limit ($) and the market fall that reaches it.
-LOSS_LIMIT = 15_000.0
+LOSS_LIMIT = 8_000.0
 CRASH_AT_S = 40.0
-CRASH_PCT = 6.0
+CRASH_PCT = 8.0
 
 
 def _expiry(days: int) -> str:

@@ -70,6 +70,9 @@ class Frame:
     ib: str
     events: tuple[str, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    daily_pnl: float | None = None
+    loss_latched: bool = False
+    strategies: tuple[str, ...] = ()  # one line each: id, state, net price, stop
 
 
 def _label(s: StopSnapshot) -> str:
@@ -164,8 +167,21 @@ def read_frame(
     due = snap.get("due")
     if isinstance(due, int | float) and breaker.state.value == "open":
         detail += f", half-open in {max(0.0, due - now):.0f}s"
-    if snap.get("forced") or snap.get("latched"):
+    loss_latched = bool(
+        breaker.state.value == "open"
+        and snap.get("latched")
+        and any(e.get("kind") == "loss_limit" for e in window)
+    )
+    if loss_latched:
+        detail += ", LOSS LIMIT: latched until an operator resets"
+    elif snap.get("forced") or snap.get("latched"):
         detail += ", held open until reset"
+    state = daemon.state()
+    strategies = tuple(
+        f"{st.id} {st.state}: net {_num(st.net_price)} stop {_num(st.stop)} "
+        f"extreme {_num(st.extreme)}{' (credit)' if st.credit else ''}"
+        for st in state.strategies
+    )
     limits = {k: (v, view.usage.get(k), view.utilization.get(k)) for k, v in view.limits.items()}
     return Frame(
         t=now,
@@ -185,6 +201,9 @@ def read_frame(
         ib=ib_status() if ib_status is not None else "unknown",
         events=_events(daemon, now, events),
         notes=tuple(notes),
+        daily_pnl=state.money.daily_pnl,
+        loss_latched=loss_latched,
+        strategies=strategies,
     )
 
 
@@ -220,6 +239,8 @@ def render_rich(frame: Frame, title: str = "risk-supervisor") -> RenderableType:
         (f" ({frame.breaker_detail})", "dim"),
         ("   NLV ", "dim"),
         (_num(frame.net_liquidation, 0), ""),
+        ("   daily P&L ", "dim"),
+        (_num(frame.daily_pnl, 0), "bold red" if frame.loss_latched else ""),
     )
 
     pos = Table(title="positions and trailing stops", expand=True, title_justify="left")
@@ -288,8 +309,10 @@ def render_text(frame: Frame, started: float | None = None) -> str:
     since = f" t+{frame.t - started:.0f}s" if started is not None else ""
     out = [
         f"--- {stamp}{since}  IB {frame.ib}  breaker {frame.breaker.upper()} "
-        f"({frame.breaker_detail})  NLV {_num(frame.net_liquidation, 0)}"
+        f"({frame.breaker_detail})  NLV {_num(frame.net_liquidation, 0)}  "
+        f"daily P&L {_num(frame.daily_pnl, 0)}"
     ]
+    out += [f"  strategy {line}" for line in frame.strategies]
     for p in frame.positions:
         out.append(
             f"  {p.label:<24} qty {p.qty:>7,.0f}  price {_num(p.price):>10}  "

@@ -85,6 +85,7 @@ from supervisor.core.facade import (
     Health,
     HeartbeatStatus,
     JournalEntry,
+    KillOrderStatus,
     KillStatus,
     MoneyStatus,
     StrategyLegSpec,
@@ -96,6 +97,7 @@ from supervisor.core.gate import Gate
 from supervisor.core.journal_writer import JournalWriter, Row
 from supervisor.core.kill_switch import KillSwitch
 from supervisor.core.ports import BrokerPort
+from supervisor.core.recording_order import RecordingOrder
 from supervisor.core.strategy_book import Declaration, Readiness, assess, validate
 from supervisor.core.supervision import RestartPolicy
 from supervisor.core.wall_clock_scheduler import ThreadScheduler
@@ -141,7 +143,8 @@ class Daemon:
         self._pending_kill: Kill | None = None  # an unfinished cancel/flatten from before
         self._pending_step = ""
         # Every input event in the replay format (DESIGN §8), or None: not recording.
-        self.recorder: EventRecorder | None = None
+        self._recorder: EventRecorder | None = None
+        self._recording: RecordingOrder | None = None
         self.ib_status: Callable[[], str] | None = None
         self._lock = threading.RLock()
         self._by_urn: dict[str, Handle] = {}
@@ -241,6 +244,15 @@ class Daemon:
             target=self._housekeeping, name="housekeeping", daemon=True
         )
         self._housekeeper.start()
+
+    @property
+    def recorder(self) -> EventRecorder | None:
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, recorder: EventRecorder | None) -> None:
+        self._recorder = recorder
+        self._recording = None if recorder is None else RecordingOrder(recorder)
 
     @property
     def broker(self) -> BrokerPort | None:
@@ -422,9 +434,9 @@ class Daemon:
     # ------------------------------------------------------------ inputs
 
     def _record(self, event: Mapping[str, Any]) -> None:
-        recorder = self.recorder
-        if recorder is not None:
-            recorder.record(event)
+        recording = self._recording
+        if recording is not None:
+            recording.now(event)
 
     def _to_topology(
         self, update: PositionUpdate, strategy: Any = KEEP, *, restart_strategy: bool = True
@@ -528,7 +540,7 @@ class Daemon:
         # Journaled first; while the store is down the row waits in the writer's
         # backlog like every decision (and the breaker is already held open).
         self.writer.write(Row(t, JournalKind.ADMIN, {"action": action.value, "operator": operator}))
-        self._record({"t": t, "type": "admin", "action": action.value})
+        self._record({"t": t, "type": "admin", "action": action.value, "operator": operator})
         if action is AdminAction.RESET:
             self.topology.admin(Admin(t, action, operator))
         else:
@@ -547,7 +559,9 @@ class Daemon:
         t = self.clock()
         kill_id = f"{t!r}-{next(self._kill_seq)}"
         payload = {"kill_id": kill_id, "mode": mode.value, "operator": operator}
-        self._record({"t": t, "type": "admin", "action": "kill", "mode": mode.value})
+        self._record(
+            {"t": t, "type": "admin", "action": "kill", "mode": mode.value, "operator": operator}
+        )
         if not self.writer.write(Row(t, JournalKind.ADMIN, {"action": "kill", **payload})):
             # Still halt: a kill must never be refused because the disk is full.
             log.error("kill %s: the journal is unavailable; halting anyway", kill_id)
@@ -572,13 +586,24 @@ class Daemon:
     def check(self, obj: Mapping[str, Any]) -> CheckAnswer:
         """The pre-trade gate. Raises json_codec.BadInput when the request has no usable id."""
         started = time.perf_counter()
-        request = json_codec.check(obj, self.clock())
+        recording = self._recording
+        slot = None if recording is None else recording.reserve()  # its place in time
+        try:
+            request = json_codec.check(obj, self.clock())
+        except json_codec.BadInput:
+            if recording is not None and slot is not None:
+                recording.fill(slot, None)
+            raise
         self.metrics.check_stage("parse", time.perf_counter() - started)
         self.metrics.heartbeat()
-        answer = self.gate.check(request)
-        if self.recorder is not None:
-            self._record(json_codec.check_event(obj, request.t, answer.whatif))
-        return answer
+        answer: CheckAnswer | None = None
+        try:
+            answer = self.gate.check(request)
+            return answer
+        finally:
+            if recording is not None and slot is not None:
+                line = json_codec.check_event(obj, request.t, answer.whatif if answer else None)
+                recording.fill(slot, line)
 
     # ------------------------------------------------------------ reading
 
@@ -661,9 +686,24 @@ class Daemon:
                 and any(e.get("kind") == "loss_limit" for e in breaker.snapshot["window"]),
             )
         k = None
+        progress = self.kill_switch.progress
         if kill is not None:
             kk = kill.kill
-            k = KillStatus(kk.kill_id, kk.t, kk.mode, kk.cause.value, kk.operator, breaker.state)
+            orders: tuple[KillOrderStatus, ...] = ()
+            cancel = ""
+            if progress is not None and progress.kill.kill_id == kk.kill_id:
+                cancel = progress.cancel
+                orders = tuple(KillOrderStatus(pid, st) for pid, st in progress.orders.items())
+            k = KillStatus(
+                kk.kill_id,
+                kk.t,
+                kk.mode,
+                kk.cause.value,
+                kk.operator,
+                breaker.state,
+                cancel,
+                orders,
+            )
         hb = HeartbeatStatus(
             self.config.api.heartbeat_timeout_s,
             breaker.heartbeat_last,
@@ -690,8 +730,15 @@ class Daemon:
             v = self.topology.strategy_view(sid)
             if v is None:
                 continue
+            ratios = self._declared_ratios(sid)
             legs = tuple(
-                StrategyLegStatus(leg.position_id, leg.contract, 0, leg.qty) for leg in v.legs
+                StrategyLegStatus(
+                    leg.position_id,
+                    leg.contract,
+                    ratios.get(leg.position_id, int(leg.qty)),
+                    leg.qty,
+                )
+                for leg in v.legs
             )
             out.append(
                 StrategyStatus(
@@ -724,6 +771,16 @@ class Daemon:
             state = "refused" if a.readiness is Readiness.ZERO_ENTRY else "waiting"
             out.append(StrategyStatus(sid, symbol, state, legs, detail=a.detail))
         return sorted(out, key=lambda s: s.id)
+
+    def _declared_ratios(self, sid: str) -> dict[str, int]:
+        """Each held leg's declared ratio (a strategy from a replayed book: none)."""
+        decl = self.declarations.get(sid)
+        if decl is None:
+            return {}
+        a = assess(decl, self.latest)
+        return {
+            pid: spec.ratio for pid, spec in zip(a.legs, decl.legs, strict=True) if pid is not None
+        }
 
     def put_strategy(self, strategy_id: str, legs: Sequence[StrategyLegSpec]) -> StrategyStatus:
         decl = validate(strategy_id, legs)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -64,6 +65,9 @@ class KillSwitch:
         held: HeldNow,
         slippage_pct: float,
         cancel_timeout_s: float = 10.0,
+        connect_wait_s: float = 120.0,
+        price_wait_s: float = 60.0,
+        poll_s: float = 0.25,
     ) -> None:
         self.writer = writer
         self.clock = clock
@@ -71,6 +75,9 @@ class KillSwitch:
         self.held = held
         self.slippage_pct = slippage_pct
         self.cancel_timeout_s = cancel_timeout_s
+        self.connect_wait_s = connect_wait_s
+        self.price_wait_s = price_wait_s
+        self.poll_s = poll_s
         self.progress: KillProgress | None = None
         self._lock = threading.Lock()
         self.threads: list[threading.Thread] = []
@@ -124,6 +131,16 @@ class KillSwitch:
             self._step(kill, "error", "no broker connected: orders were not cancelled")
             self._set_cancel("error: no broker")
             return
+        # After a restart the kill resumes as soon as the IB side attaches: wait
+        # for its session (positions, open orders known) before acting on IB.
+        deadline = time.monotonic() + self.connect_wait_s
+        while broker.status() != "connected" and time.monotonic() < deadline:
+            time.sleep(self.poll_s)
+        if broker.status() != "connected":
+            log.error("kill %s: IB not connected: cancel/flatten waits no longer", kill.kill_id)
+            self._step(kill, "error", "IB was not connected in time")
+            self._set_cancel("error: IB not connected")
+            return
         if skip_cancel and kill.mode is KillMode.FLATTEN:
             # resumed after its cancel: cancelling again would cancel this very
             # flatten's orders, which their claims then forbid re-sending
@@ -148,29 +165,42 @@ class KillSwitch:
             self._flatten(kill, broker)
 
     def _flatten(self, kill: Kill, broker: BrokerPort) -> None:
-        held, strategies = self.held()
-        orders, unpriced = flatten_orders(kill.kill_id, held, strategies, self.slippage_pct)
-        for u in unpriced:
+        """One closing order per open position; a position without a quote yet is
+        priced again until ``price_wait_s`` (after a restart quotes come back
+        paced), then reported, never guessed."""
+        placed: set[str] = set()
+        deadline = time.monotonic() + self.price_wait_s
+        while True:
+            held, strategies = self.held()
+            orders, unpriced = flatten_orders(kill.kill_id, held, strategies, self.slippage_pct)
+            for order in orders:
+                target = order.key.rsplit(":", 1)[-1]
+                if target in placed:
+                    continue
+                placed.add(target)
+                self._step(
+                    kill,
+                    "flatten_order",
+                    "",
+                    position=target,
+                    action=order.action,
+                    qty=order.qty,
+                    limit=order.limit_price,
+                )
+                broker.place_closing(order)
+                self._set_order(target, "placed")
+            waiting = [u for u in unpriced if u.position_id not in placed]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(self.poll_s)
+        for u in waiting:
             log.error("kill %s: %s not flattened: %s", kill.kill_id, u.position_id, u.detail)
             self._step(kill, "flatten_unpriced", u.detail, position=u.position_id)
             self._set_order(u.position_id, "error")
-        if not orders and not unpriced:
+        if not placed and not waiting:
             self._step(kill, "flatten_done", "nothing was open")
             return
-        for order in orders:
-            target = order.key.rsplit(":", 1)[-1]
-            self._step(
-                kill,
-                "flatten_order",
-                "",
-                position=target,
-                action=order.action,
-                qty=order.qty,
-                limit=order.limit_price,
-            )
-            broker.place_closing(order)
-            self._set_order(target, "placed")
-        self._step(kill, "flatten_done", f"{len(orders)} closing order(s) handed to IB")
+        self._step(kill, "flatten_done", f"{len(placed)} closing order(s) handed to IB")
 
     def _set_cancel(self, status: str) -> None:
         with self._lock:

@@ -204,6 +204,12 @@ class StoreConnection:
                 if stricter:
                     self._relax_quietly()
             if write:
+                # Deleted or replaced *while* we wrote: the commit went into a
+                # file nobody will open again. Not durable, so not done (the
+                # caller fails closed; a verdict is never "allowed" from here).
+                why = self._files.same_files()
+                if why is not None:
+                    raise self._replaced(operation, f"during the write: {why}")
                 self._files.grown()
 
     def _rollback_quietly(self) -> None:

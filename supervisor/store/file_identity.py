@@ -125,6 +125,23 @@ class FileIdentity:
                 return _restore(side, st.st_size)
         return None
 
+    def same_files(self) -> str | None:
+        """Identity only (no size rules): are the database and its WAL still ours?"""
+        db = self._db
+        st = _stat(db.path)
+        if st is None:
+            return f"{REPLACED_OR_MISSING}: {db.path} is gone"
+        if (st.st_dev, st.st_ino) != db.ident:
+            return f"{REPLACED_OR_MISSING}: {db.path} is another file now"
+        wal = self._wal
+        if wal.ident is not None:
+            st = _stat(wal.path)
+            if st is None:
+                return f"{REPLACED_OR_MISSING}: the WAL file {wal.path} is gone"
+            if (st.st_dev, st.st_ino) != wal.ident:
+                return f"{REPLACED_OR_MISSING}: the WAL file {wal.path} is another file now"
+        return None
+
     def grown(self) -> None:
         """Note the ``-shm`` size after a write (SQLite may have grown it)."""
         shm = self._shm
