@@ -121,9 +121,7 @@ def start(daemon: DaemonProcess, positions: int, timeout: float = 20.0) -> None:
 def quoted(daemon: DaemonProcess) -> dict[str, dict[str, Any]]:
     """Holdings by position id that have a bid and an ask in the daemon's book."""
     rows = daemon.get("/v1/state")["portfolio"]["holdings"]
-    return {
-        str(r["id"]): r for r in rows if r.get("bid") is not None and r.get("ask") is not None
-    }
+    return {str(r["id"]): r for r in rows if r.get("bid") is not None and r.get("ask") is not None}
 
 
 def wait_quoted(daemon: DaemonProcess, ids: list[str], timeout: float = 10.0) -> None:

@@ -46,6 +46,7 @@ number of cycles.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import random
@@ -123,9 +124,10 @@ class Answer:
 class Trader(threading.Thread):
     """Asks the gate every 0.1 s through whichever daemon is up; keeps every answer."""
 
-    def __init__(self, daemon: DaemonProcess) -> None:
+    def __init__(self, daemon: DaemonProcess, interval: float = 0.1) -> None:
         super().__init__(name="chaos-trader", daemon=True)
-        self.daemon = daemon
+        self.supervisor = daemon
+        self.interval = interval
         self.answers: list[Answer] = []
         self.halt = threading.Event()
         self.lock = threading.Lock()
@@ -133,12 +135,12 @@ class Trader(threading.Thread):
 
     def run(self) -> None:
         with httpx.Client(timeout=3.0) as client:
-            while not self.halt.wait(0.1):
+            while not self.halt.wait(self.interval):
                 self.n += 1
                 ident = f"t{self.n}"
-                url = self.daemon.api_url
+                url = self.supervisor.api_url
                 try:
-                    token = self.daemon.token
+                    token = self.supervisor.token
                     sent = time.monotonic()
                     r = client.post(
                         url + "/v1/checks",
@@ -170,6 +172,7 @@ class Epoch:
     # answers that may be missing from the journal: denials held in memory when the
     # daemon died, or given after its files were deleted
     excused: tuple[tuple[float, float], ...] = ()
+    aside: Path | None = None  # its files, set aside when they were deleted
 
 
 # ------------------------------------------------------------------ helpers
@@ -226,6 +229,26 @@ def _breaker_looser(restored: str, journal: list[dict[str, Any]]) -> str | None:
     if STRICTNESS[restored] < STRICTNESS[last["to"]]:
         return f"restored {restored}, but the journal's last transition is to {last['to']}: {last}"
     return None
+
+
+def _dead_rows(ep: Epoch, ident: str) -> str:
+    """Where a check missing from its store's journal went: into the deleted files?"""
+    if ep.aside is None or not ep.aside.exists():
+        return "no deleted store to look in"
+    con = sqlite3.connect(str(ep.aside))
+    try:
+        n = con.execute(
+            "SELECT count(*) FROM journal WHERE kind = 'check' "
+            "AND json_extract(payload, '$.id') = ?",
+            (ident,),
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return (
+        "its verdict was committed into the store file after it was deleted"
+        if n
+        else "not in the deleted store file either"
+    )
 
 
 # ------------------------------------------------------------------ the test
@@ -314,14 +337,17 @@ def test_chaos_store_faults_and_sigkills_never_repeat_an_exit_lose_a_decision_or
                     kill_and_read(fault)
                     restart(fault)
                 elif fault == "delete":
+                    aside = tmp_path / f"deleted-{cycle}.sqlite"
                     _freeze(d.pid)
                     try:
                         epochs[-1].journal = _read_journal(store, d.pid)
-                        for suffix in ("", "-wal", "-shm"):
+                        for suffix in ("", "-wal", "-shm"):  # kept aside, for the diagnosis
                             with contextlib.suppress(FileNotFoundError):
+                                os.link(f"{store}{suffix}", f"{aside}{suffix}")
                                 Path(f"{store}{suffix}").unlink()
                     finally:
                         _thaw(d.pid)
+                    epochs[-1].aside = aside
                     deleted = time.monotonic()
                     epochs[-1].excused += ((deleted, math.inf),)
                     until(
@@ -397,7 +423,9 @@ def test_chaos_store_faults_and_sigkills_never_repeat_an_exit_lose_a_decision_or
 
             # ---------------------------------------------------- no second exit
             orders = [
-                o for o in sim.call(lambda: list(g.orders)) if o.order_ref.startswith(EXIT_REF_PREFIX)
+                o
+                for o in sim.call(lambda: list(g.orders))
+                if o.order_ref.startswith(EXIT_REF_PREFIX)
             ]
             by_con: dict[int, list[Any]] = defaultdict(list)
             for o in orders:
@@ -410,7 +438,9 @@ def test_chaos_store_faults_and_sigkills_never_repeat_an_exit_lose_a_decision_or
                         f"position {con}: {len(os_)} exit orders "
                         f"{[(o.order_ref, o.client_id, o.order_id) for o in os_]}"
                     )
-                problems += [f"{con}: orderRef {r} used {n} times" for r, n in refs.items() if n > 1]
+                problems += [
+                    f"{con}: orderRef {r} used {n} times" for r, n in refs.items() if n > 1
+                ]
                 problems += [f"{con}: order id {i} used {n} times" for i, n in ids.items() if n > 1]
                 for o in os_:
                     want = ("SELL" if sides[con] > 0 else "BUY", abs(sides[con]))
@@ -423,7 +453,9 @@ def test_chaos_store_faults_and_sigkills_never_repeat_an_exit_lose_a_decision_or
                     if r["kind"] == "stop" and r["payload"]["action"] == "TRIGGER":
                         triggers.add(r["payload"]["trigger_id"])
                         trigger_rows[r["payload"]["trigger_id"]] += 1
-            problems += [f"TRIGGER {t} journaled {n} times" for t, n in trigger_rows.items() if n > 1]
+            problems += [
+                f"TRIGGER {t} journaled {n} times" for t, n in trigger_rows.items() if n > 1
+            ]
             refs_of = {exit_order_ref(t) for t in triggers}
             problems += [
                 f"exit order {o.order_ref} (order {o.order_id}) without a journaled TRIGGER"
@@ -449,8 +481,23 @@ def test_chaos_store_faults_and_sigkills_never_repeat_an_exit_lose_a_decision_or
                     )
                     if a.ident not in journaled:
                         if not excused:
+                            elsewhere = [
+                                i for i, e in enumerate(epochs)
+                                if any(r["kind"] == "check" and r["payload"]["id"] == a.ident
+                                       for r in e.journal)
+                            ]  # fmt: skip
+                            dead = _dead_rows(ep, a.ident)
+                            excuses = [
+                                (round(lo - ep.start, 3), hi - ep.start) for lo, hi in ep.excused
+                            ]
                             problems.append(
-                                f"check {a.ident} answered allowed={a.allowed} is not in the journal"
+                                f"check {a.ident} answered allowed={a.allowed} is not in the "
+                                f"journal of its store (epoch {epochs.index(ep)}, sent "
+                                f"{a.sent - ep.start:.3f}s after it began, answered "
+                                f"{a.answered - a.sent:.3f}s later; epochs start at "
+                                f"{[round(e.start - ep.start, 3) for e in epochs]}, "
+                                f"excused {excuses}"
+                                f"; in the journal of epochs {elsewhere}; {dead})"
                             )
                     elif journaled[a.ident] == a.allowed:
                         verified += 1
@@ -483,3 +530,120 @@ def test_chaos_store_faults_and_sigkills_never_repeat_an_exit_lose_a_decision_or
                 trader.join(10.0)
             if driver.is_alive():
                 driver.join(10.0)
+
+
+# ------------------------------------------------------------------ aimed at a commit
+
+AIMED_HITS = int(os.environ.get("RS_CHAOS_AIMED_HITS", "2"))
+
+
+def _in_write_transaction(store: Path) -> bool:
+    """Whether someone (the frozen daemon) holds the store's write lock right now."""
+    probe = sqlite3.connect(str(store), timeout=0.0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return True
+    else:
+        probe.execute("ROLLBACK")
+        return False
+    finally:
+        probe.close()
+
+
+def test_a_store_deleted_inside_a_write_never_leaves_an_allowed_verdict_only_in_the_dead_file(
+    tmp_path: Path,
+) -> None:
+    """Random deletes rarely land inside a transaction; this aims them there.
+
+    A trader asks the gate every 20 ms. The daemon is frozen (SIGSTOP) at
+    random instants until it is caught holding the store's write lock — in the
+    middle of journaling something, most often a check's verdict. Its three
+    files are then moved out of the way (hard-linked aside, then unlinked at
+    the path) and it is thawed: the transaction commits into files no restart
+    will read. The daemon is killed half a second later and the files set
+    aside are read. A check whose verdict is only there was answered
+    *allowed* with nothing durable behind it — DESIGN §Durability's "a verdict
+    is on disk before its answer leaves the daemon" is then false for the
+    store the next start reads: the answer must have been a denial.
+    """
+    rng = random.Random(SEED + 7)
+    store = tmp_path / "state.sqlite"
+    problems: list[str] = []
+    hits = 0
+    with simulator(seed=7) as sim:
+        sim.call(sim.sim.set_underlying, "AAPL", 100.0, 0.2, push=False)
+        sim.call(sim.sim.add_position, SimPosition(1001, "AAPL", "STK", 100, 100.0))
+        config = write_config(tmp_path / "daemon.toml", daemon_doc(sim.port, store, 71))
+        d = DaemonProcess(config, tmp_path)
+        trader = Trader(d, interval=0.02)
+        try:
+            d.start()
+            d.wait_connected()
+            trader.start()
+            deadline = time.monotonic() + 25.0
+            attempt = 0
+            while hits < AIMED_HITS and time.monotonic() < deadline:
+                attempt += 1
+                time.sleep(rng.uniform(0.0, 0.004))
+                _freeze(d.pid)
+                try:
+                    caught = _in_write_transaction(store)
+                except sqlite3.Error:
+                    caught = False
+                if not caught:
+                    _thaw(d.pid)
+                    continue
+                hits += 1
+                aside = tmp_path / f"dead-{hits}.sqlite"
+                try:
+                    (seq,) = (
+                        sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+                        .execute("SELECT coalesce(max(seq), 0) FROM journal")
+                        .fetchone()
+                    )
+                    for suffix in ("", "-wal", "-shm"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.link(f"{store}{suffix}", f"{aside}{suffix}")
+                            Path(f"{store}{suffix}").unlink()
+                finally:
+                    _thaw(d.pid)
+                time.sleep(0.5)
+                d.kill9()
+                dead = sqlite3.connect(str(aside))
+                try:
+                    late = [
+                        (kind, json.loads(payload))
+                        for kind, payload in dead.execute(
+                            "SELECT kind, payload FROM journal WHERE seq > ? ORDER BY seq", (seq,)
+                        )
+                    ]
+                finally:
+                    dead.close()
+                answered = {a.ident: a.allowed for a in trader.answers}
+                for kind, payload in late:
+                    if kind == "check" and payload["allowed"] and answered.get(payload["id"]):
+                        problems.append(
+                            f"hit {hits} (attempt {attempt}): check {payload['id']} was answered "
+                            "allowed, but its verdict was committed only into the deleted store "
+                            "file (the store the restart reads has no trace of it)"
+                        )
+                print(
+                    f"hit {hits} at attempt {attempt}: committed after the delete: "
+                    f"{[(k, p.get('id') or p.get('action')) for k, p in late]}"
+                )
+                d.start()
+                d.wait_connected()
+            trader.halt.set()
+            trader.join(10.0)
+            assert hits >= 1, f"never caught the daemon inside a write in {attempt} attempts"
+            assert not problems, "\n".join(problems)
+            assert d.terminate() == 0
+        except BaseException:
+            print(d.diagnose())
+            raise
+        finally:
+            trader.halt.set()
+            d.close()
+            if trader.is_alive():
+                trader.join(10.0)

@@ -285,9 +285,7 @@ def test_sigkill_mid_flatten_resumes_with_one_closing_order_per_position(
             d.proc.wait(10.0)
             placed = {o.order_ref for o in _flatten_orders(sim)}
             claimed = _claims(store)
-            unplaced = {
-                k.rsplit(":", 1)[1] for k in claimed if exit_order_ref(k) not in placed
-            }
+            unplaced = {k.rsplit(":", 1)[1] for k in claimed if exit_order_ref(k) not in placed}
             assert 1 <= len(placed) < len(BOOK), placed
             print(f"at the SIGKILL: placed {sorted(placed)}, claimed not placed {unplaced}")
 

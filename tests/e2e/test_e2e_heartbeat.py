@@ -109,8 +109,10 @@ def test_a_silent_trader_is_killed_on_time_and_its_orders_cancelled(tmp_path: Pa
 
             until(cancelled, 10.0, "the orders cancelled", diagnose=d.diagnose)
             until(
-                lambda: "cancel_confirmed"
-                in [r["payload"].get("step") for r in journal_rows(store, "kill")],
+                lambda: (
+                    "cancel_confirmed"
+                    in [r["payload"].get("step") for r in journal_rows(store, "kill")]
+                ),
                 10.0,
                 "the cancel confirmed in the journal",
             )

@@ -146,8 +146,10 @@ def test_a_crash_latches_the_breaker_through_restarts_until_an_operator_reset(
             assert entry["allowed"] is False and "breaker_open" in codes(entry), entry
             # After the restart the estimate is re-based on the NLV IB sends now.
             until(
-                lambda: d.get("/v1/state")["money"]["nlv_estimate"]
-                == pytest.approx(sim.call(g.net_liquidation)),
+                lambda: (
+                    d.get("/v1/state")["money"]["nlv_estimate"]
+                    == pytest.approx(sim.call(g.net_liquidation))
+                ),
                 5.0,
                 "the estimate after the restart",
             )

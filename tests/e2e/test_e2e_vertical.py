@@ -125,7 +125,9 @@ def test_a_declared_vertical_exits_once_as_one_combo(tmp_path: Path) -> None:
             # Up: the net price arms the stop. Down: it breaches.
             for px in (505.0, 510.0, 515.0):
                 _move(sim, px)
-            until(lambda: _strategy(d)["active"], 5.0, "the strategy stop armed", diagnose=d.diagnose)
+            until(
+                lambda: _strategy(d)["active"], 5.0, "the strategy stop armed", diagnose=d.diagnose
+            )
             for px in (510.0, 505.0, 500.0, 495.0):
                 _move(sim, px)
             until(
@@ -171,7 +173,9 @@ def test_a_declared_vertical_exits_once_as_one_combo(tmp_path: Path) -> None:
 
             # The legs' own stops never ran: no stop event, not active.
             leg_rows = [
-                r for r in journal_rows(store, "stop") if r["position_id"] in (str(LONG), str(SHORT))
+                r
+                for r in journal_rows(store, "stop")
+                if r["position_id"] in (str(LONG), str(SHORT))
             ]
             assert leg_rows == [], leg_rows
             legs = {p["id"]: p for p in d.get("/v1/state")["positions"]}
