@@ -198,12 +198,18 @@ def test_cli_flatten_cancels_foreign_orders_then_closes_every_position_once(
             ], admin
             s = d.get("/v1/state")
             assert s["breaker"]["state"] == "open" and s["kill"]["mode"] == "flatten"
+            kill_state = s["kill"]  # its progress is checked last
             assert metric_kills(d) == 1.0
             # Nothing more goes out later.
             n = len(sim_orders(sim))
             threading.Event().wait(1.0)
             assert len(sim_orders(sim)) == n
             assert d.terminate() == 0
+            # GET /v1/state follows the kill (supervisor/api/kill.py): its cancel and orders.
+            followed = sorted(o["position_id"] for o in kill_state["orders"])
+            assert kill_state["cancel"] == "confirmed" and followed == sorted(map(str, BOOK)), (
+                f"GET /v1/state does not follow the kill's cancel and flatten orders: {kill_state}"
+            )
         except BaseException:
             print(d.diagnose())
             raise
@@ -334,6 +340,59 @@ def test_sigkill_mid_flatten_resumes_with_one_closing_order_per_position(
             assert "flatten_done" in _kill_steps(store)
             assert d.get("/v1/state")["breaker"]["state"] == "open"
             assert d.terminate() == 0
+        except BaseException:
+            print(d.diagnose())
+            raise
+        finally:
+            d.close()
+
+
+def test_cancel_kill_reports_an_order_that_will_not_cancel(tmp_path: Path) -> None:
+    """``POST /v1/kill {"mode": "cancel"}`` with one order that ignores every cancel.
+
+    The other orders (another client's) are cancelled; the stubborn one (from
+    TWS, ``refuse_cancel``) is retried with IB's global cancel a bounded number
+    of times and then reported: an ``error`` step naming it in the journal, an
+    ERROR line in the log, ``cancel_error`` for the kill, and ``/v1/state``
+    says the cancel did not complete. No closing order is sent (not a flatten).
+    """
+    store = tmp_path / "state.sqlite"
+    with simulator(seed=33) as sim:
+        _book(sim)
+        other, tws = _foreign_orders(sim)
+        g = sim.sim
+        sim.call(g.refuse_cancel, tws.perm_id)
+        d = DaemonProcess(_config(tmp_path, sim, store, 72), tmp_path)
+        try:
+            start(d, len(BOOK))
+            answer: dict[str, Any] = d.post("/v1/kill", {"mode": "cancel", "operator": "e2e"})
+            assert answer["mode"] == "cancel" and answer["breaker"] == "open", answer
+            until(
+                lambda: "cancel_error" in _kill_steps(store),
+                20.0,
+                "the cancel reported as incomplete",
+                diagnose=lambda: _diagnose(d, sim, store),
+            )
+            mine = sim.call(g.find_order, other.order_id, other.client_id)
+            assert mine is not None and mine.status == "Cancelled", mine
+            stubborn = sim.call(g.find_order, tws.order_id, 0)
+            assert stubborn is not None and stubborn.is_open, stubborn
+            rows = [r["payload"] for r in journal_rows(store, "kill")]
+            errors = [r for r in rows if r.get("step") == "error"]
+            assert len(errors) == 1 and errors[0]["order_id"] == 0, errors
+            assert errors[0]["client_id"] == 0, errors
+            sent = [r for r in rows if r.get("step") == "global_cancel_sent"]
+            assert len(sent) >= 2, f"the global cancel was not retried: {rows}"
+            # Checked last (so that everything else is checked whatever it says).
+            kill_state = d.get("/v1/state")["kill"]
+            assert d.log_path is not None
+            log = d.log_path.read_text(encoding="utf-8", errors="replace")
+            assert "ERROR" in log and "will not cancel" in log, log[-2000:]
+            assert _flatten_orders(sim) == []
+            assert d.terminate() == 0
+            assert str(kill_state["cancel"]).startswith("error"), (
+                f"GET /v1/state does not say the kill's cancel failed: kill = {kill_state}"
+            )
         except BaseException:
             print(d.diagnose())
             raise

@@ -94,6 +94,7 @@ def test_a_silent_trader_is_killed_on_time_and_its_orders_cancelled(tmp_path: Pa
             tr = rows[0]
             assert (tr["payload"]["from"], tr["payload"]["to"]) == ("closed", "open")
             # The transition happened at the deadline, on time (not early, not much late).
+            print(f"heartbeat kill {tr['t'] - deadline:+.4f}s after its deadline")
             assert deadline <= tr["t"] <= deadline + LATE_S, (tr["t"], deadline)
             state = d.get("/v1/state")
             assert state["breaker"]["snapshot"]["due"] is None, state["breaker"]
