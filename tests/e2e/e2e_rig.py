@@ -153,10 +153,13 @@ def metric(daemon: DaemonProcess, name: str, **labels: str) -> float | None:
 
 
 def journal_rows(store: Path, kind: str | None = None) -> list[dict[str, Any]]:
-    """The journal, read-only, in seq order: ``{seq, t, kind, position_id, payload}``."""
+    """The journal, read-only, in seq order: ``{seq, t, wall_t, kind, position_id, payload}``.
+
+    ``t`` is the decision's event time; ``wall_t`` when the row was written.
+    """
     con = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5.0)
     try:
-        sql = "SELECT seq, t, kind, position_id, payload FROM journal"
+        sql = "SELECT seq, t, wall_t, kind, position_id, payload FROM journal"
         args: tuple[str, ...] = ()
         if kind is not None:
             sql += " WHERE kind = ?"
@@ -165,8 +168,8 @@ def journal_rows(store: Path, kind: str | None = None) -> list[dict[str, Any]]:
     finally:
         con.close()
     return [
-        {"seq": s, "t": t, "kind": k, "position_id": p, "payload": json.loads(body)}
-        for s, t, k, p, body in rows
+        {"seq": s, "t": t, "wall_t": w, "kind": k, "position_id": p, "payload": json.loads(body)}
+        for s, t, w, k, p, body in rows
     ]
 
 
