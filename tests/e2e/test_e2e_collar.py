@@ -25,7 +25,7 @@ from supervisor.simulator import Instrument, SimPosition
 pytestmark = pytest.mark.e2e
 
 PCT = 5.0
-WAIT_S = 2.0
+WAIT_S = 5.0  # generous: a loaded CI machine must not turn a slow first quote into stale_data
 CLIENT = 66
 
 
