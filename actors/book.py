@@ -516,39 +516,15 @@ class Book:
         t = self.totals
         totals = (t.delta, t.gamma, t.vega, t.theta, t.dollar_delta)
         for i, total in enumerate(totals):
-            o, n = old[i], new[i]
-            if o != n:
-                if o is not None:
-                    total.sub(o)
-                if n is not None:
-                    total.add(n)
+            _swap(total, old[i], new[i])
         symbol = h.contract.symbol
-        o, n = old[0], new[0]
-        if o != n:
-            sd = self.symbol_delta.get(symbol)
-            if sd is None:
-                sd = self.symbol_delta[symbol] = ExactSum()
-            if o is not None:
-                sd.sub(o)
-            if n is not None:
-                sd.add(n)
-        o, n = old[4], new[4]
-        if o != n:
-            sdd = self.symbol_dollar_delta.get(symbol)
-            if sdd is None:
-                sdd = self.symbol_dollar_delta[symbol] = ExactSum()
-            if o is not None:
-                sdd.sub(o)
-            if n is not None:
-                sdd.add(n)
-        o, n = old[5], new[5]
-        if o != n:
+        if old[0] != new[0]:
+            _swap(_sum_of(self.symbol_delta, symbol), old[0], new[0])
+        if old[4] != new[4]:
+            _swap(_sum_of(self.symbol_dollar_delta, symbol), old[4], new[4])
+        if old[5] != new[5]:
             for g in self._groups_of.get(symbol, ()):
-                total = self.group_notional[g]
-                if o is not None:
-                    total.sub(o)
-                if n is not None:
-                    total.add(n)
+                _swap(self.group_notional[g], old[5], new[5])
 
     def _needs_met(self, h: Holding) -> bool:
         n = self.needs
@@ -611,6 +587,22 @@ class Book:
     def holding_for(self, contract: Contract) -> Holding | None:
         id = self.by_key.get(contract_key(contract))
         return None if id is None else self.holdings.get(id)
+
+
+def _swap(total: ExactSum, old: float | None, new: float | None) -> None:
+    """Take ``old`` out of ``total`` and put ``new`` in (None: nothing), exactly."""
+    if old != new:
+        if old is not None:
+            total.sub(old)
+        if new is not None:
+            total.add(new)
+
+
+def _sum_of(sums: dict[str, ExactSum], key: str) -> ExactSum:
+    found = sums.get(key)
+    if found is None:
+        found = sums[key] = ExactSum()
+    return found
 
 
 def _contributions(h: Holding) -> tuple[float | None, ...]:
