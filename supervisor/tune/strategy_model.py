@@ -117,6 +117,17 @@ class ModelRows:
             else:
                 getattr(self, name).extend(getattr(other, name))
 
+    def relabelled(self, was: int, now: int) -> ModelRows:
+        """These rows of set ``was`` as set ``now``'s (a set that decides alike)."""
+        if was == now:
+            return self
+        out = ModelRows(bad_lines={now: self.bad_lines.get(was, 0)})
+        for name in ModelRows.__dataclass_fields__:
+            if name != "bad_lines":
+                getattr(out, name).extend(getattr(self, name))
+        out.set = [now] * len(self.set)
+        return out
+
     def ordered(self) -> ModelRows:
         """Rows in replay's order within each set: by set, line, action."""
         order = sorted(range(len(self)), key=lambda i: (self.set[i], self.line[i], self.action[i]))
@@ -216,6 +227,11 @@ class _Strat:
 ParamsOf = Callable[[str], StopParams]
 
 
+def _lookup(params: dict[str, list[StopParams]], i: int) -> ParamsOf:
+    table = {symbol: ps[i] for symbol, ps in params.items()}
+    return table.__getitem__
+
+
 class SetModel:
     """One parameter set's view of the routed lines (a mini topology, production stops)."""
 
@@ -246,29 +262,33 @@ class SetModel:
     # -------------------------------------------------------------- events
 
     def feed(self, ev: Routed) -> None:
-        if type(ev) is Adopted:
+        kind = type(ev)
+        if kind is RoutedQuote:
+            assert isinstance(ev, RoutedQuote)
+            if ev.t < self.last_t:  # back in time behind a line only this set took
+                self.bad += 1
+                return
+            self.last_t = ev.t
+            self._quote(ev.line, ev.t, ev.id, ev.bid, ev.ask, ev.last)
+            return
+        if kind is Adopted:
+            assert isinstance(ev, Adopted)
             self._adopt(ev)
             return
-        assert not isinstance(ev, Adopted)
-        t = ev.t
-        if t < self.last_t:  # back in time behind a line only this set took
+        assert not isinstance(ev, RoutedQuote | Adopted)
+        if ev.t < self.last_t:
             self.bad += 1
             return
-        if type(ev) is RoutedQuote:
-            self.last_t = t
-            self._quote(ev.line, t, ev.id, ev.bid, ev.ask, ev.last)
-        elif type(ev) is RoutedPosition:
+        if isinstance(ev, RoutedPosition):
             if self._refused(ev):
                 self.bad += 1
                 return
-            self.last_t = t
+            self.last_t = ev.t
             self._position(ev)
-        elif type(ev) is RoutedClose:
-            self.last_t = t
-            if ev.id in self.positions:
-                self._close(t, ev.id)
-        else:
-            self.last_t = t
+            return
+        self.last_t = ev.t
+        if isinstance(ev, RoutedClose) and ev.id in self.positions:
+            self._close(ev.t, ev.id)
 
     def finish(self, common_last_t: float) -> None:
         """The recording ended: judge what is still waiting for prices."""
@@ -449,12 +469,16 @@ class SetModel:
             self._own_quote(pos, line, t, bid, ask, last)
             return
         self._after(pos, t, bid, ask, last)
-        # a leg: judged by the leg rules (a reference price of 0 is a price)
-        ref = reference_price(pos.params, pos.qty > 0, bid, ask, last, zero_ok=True)
-        if isinstance(ref, QuoteFault):
-            return
         st = pos.strategy
-        if st is None or not st.alive:
+        # a leg: judged by the leg rules (a reference price of 0 is a price). The
+        # strategy judges it again by its own parameters: the same verdict when they
+        # are the position's (one symbol), so only a leg of another symbol's
+        # parameters needs its own look.
+        if st is None or st.stop.params is not pos.params:
+            ref = reference_price(pos.params, pos.qty > 0, bid, ask, last, zero_ok=True)
+            if isinstance(ref, QuoteFault) or st is None:
+                return
+        if not st.alive:
             return
         stop = st.stop
         was = stop.state
@@ -621,17 +645,27 @@ def run_models(
     *,
     keep_decisions: bool = False,
 ) -> ModelRows:
-    """Every routed line through each set's model; ``params[symbol][set]``."""
+    """Every routed line through each set's model; ``params[symbol][set]``.
+
+    Sets whose parameters agree on every routed symbol decide alike: one
+    model runs for all of them (a grid over a key that a symbol's table
+    overrides, or over a symbol the routed lines do not use).
+    """
     out = ModelRows()
+    symbols = sorted(params)
+    alike: dict[tuple[StopParams, ...], list[int]] = {}
     for i in sets:
-        model = SetModel(i, _lookup(params, i), horizon_s, out, keep_decisions=keep_decisions)
+        alike.setdefault(tuple(params[sym][i] for sym in symbols), []).append(i)
+    for members in alike.values():
+        first = members[0]
+        rows = ModelRows()
+        model = SetModel(
+            first, _lookup(params, first), horizon_s, rows, keep_decisions=keep_decisions
+        )
         feed = model.feed
         for ev in routed:
             feed(ev)
         model.finish(common_last_t)
+        for i in members:
+            out.extend(rows.relabelled(first, i))
     return out
-
-
-def _lookup(params: dict[str, list[StopParams]], i: int) -> ParamsOf:
-    table = {symbol: ps[i] for symbol, ps in params.items()}
-    return table.__getitem__
