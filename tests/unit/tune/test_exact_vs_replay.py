@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from supervisor.commands.replay import Replay
 from supervisor.config import Config
 from supervisor.tune.grid import Grid, Objective, apply
-from supervisor.tune.tuning import tune
+from supervisor.tune.tuning import TuneResult, tune
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((ROOT / "examples").glob("*.jsonl"))
@@ -55,15 +55,20 @@ def replay_stop_lines_and_bad(config: Config, lines: list[str]) -> tuple[list[st
 
 def check_every_set(base: dict[str, Any], grid: Grid, lines: list[str]) -> int:
     """Tune's stop lines and bad-line count for every set are replay's; returns lines compared."""
+    return len(checked(base, grid, lines)[1])
+
+
+def checked(base: dict[str, Any], grid: Grid, lines: list[str]) -> tuple[TuneResult, list[str]]:
+    """As :func:`check_every_set`; returns tune's result and every stop line compared."""
     result = tune(base, grid, [x.encode() for x in lines], workers=1, keep_decisions=True)
-    compared = 0
+    compared: list[str] = []
     for i, combo in enumerate(result.combos):
         want, bad = replay_stop_lines_and_bad(apply(base, combo), lines)
         got = [json.dumps(x) for x in result.stop_lines(i)]
         assert got == want, f"set {combo}"
         assert result.bad_lines(i) == bad, f"set {combo}: bad lines"
-        compared += len(want)
-    return compared
+        compared.extend(want)
+    return result, compared
 
 
 IDS = ["A", "B", "C"]
@@ -285,16 +290,12 @@ def test_tune_equals_replay_on_random_strategies(
         "max_spread_pct": ("off", 5.0),
     }[key]
     grid = Grid({key: values}, Objective("min_mean_giveback"))
-    result = tune(base, grid, [x.encode() for x in lines], workers=1, keep_decisions=True)
-    n = check_every_set(base, grid, lines)
-    strategy_lines = sum(
-        1 for i in range(len(result.combos)) for x in result.stop_lines(i) if x["id"] in STRATEGIES
-    )
-    event(
-        f"strategy stop lines: {'0' if strategy_lines == 0 else '1-4' if strategy_lines < 5 else '5+'}"
-    )
+    result, compared = checked(base, grid, lines)
+    ours = sum(1 for x in compared if json.loads(x)["id"] in STRATEGIES)
+    event(f"strategy stop lines: {'0' if ours == 0 else '1-4' if ours < 5 else '5+'}")
+    n = len(compared)
     event(f"stop lines compared: {'0' if n == 0 else '1-9' if n < 10 else '10+'}")
-    if result.bad_lines(0) != result.bad_lines(len(result.combos) - 1):
+    if len({result.bad_lines(i) for i in range(len(result.combos))}) > 1:
         event("a line good in one set and bad in another")
 
 

@@ -155,3 +155,31 @@ def test_sets_that_disagree_on_a_trigger_disagree_on_which_lines_are_good() -> N
     p_tight = [x["t"] - T0 for x in tight if x["id"] == "P"]
     p_loose = [x["t"] - T0 for x in loose if x["id"] == "P"]
     assert p_tight != p_loose
+
+
+def test_a_leg_quote_is_judged_by_its_own_positions_parameters_first() -> None:
+    """A leg opened on another symbol keeps that symbol's stop parameters (replay's actor does)."""
+    wide = json.dumps({"t": T0 + 3, "type": "quote", "id": "A", "bid": 120.0, "ask": 200.0})
+    lines = [
+        stk(0, "A", 1, 100.0, symbol="QQQ"),  # its actor takes QQQ's parameters
+        stk(1, "A", 1, 100.0, strategy="S"),  # then joins S on SPY
+        stk(1, "B", 1, 100.0, strategy="S"),
+        bid(2, "A", 100.0),
+        bid(2, "B", 100.0),  # start: net 200
+        wide,  # too wide for QQQ's cap: A's actor drops it, S never sees 320
+        bid(4, "B", 101.0),
+        bid(5, "A", 130.0),  # net 231
+        bid(6, "B", 80.0),  # net 210
+    ]
+    base = {
+        "trailing_stop": {
+            "activation_pct": 5.0,
+            "min_move_pct": 0.0,
+            "symbols": {"QQQ": {"max_spread_pct": 20.0}},
+        }
+    }
+    grid = Grid({"trailing_pct": (1.0, 5.0)}, Objective("min_mean_giveback"))
+    assert check_every_set(base, grid, lines) > 0
+    result = tune(base, grid, [x.encode() for x in lines], workers=1, keep_decisions=True)
+    first = result.stop_lines(0)[0]
+    assert (first["id"], first["action"], first["ref_price"]) == ("S", "ACTIVATE", 231.0)
