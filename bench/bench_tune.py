@@ -12,7 +12,11 @@ Measured in one run, so the ratios survive a change of machine:
     each position actor) over the same decoded quotes, one set at a time, for
     a sample of the sets — its time per set × the number of sets is what a
     tuner that replays once per set would need at the very least (no JSON,
-    no actors), and its decisions are checked equal to tune's.
+    no actors), and its decisions are checked equal to tune's;
+(c) ``strategies``: the same recording with ``--strategies`` pairs of
+    positions (same symbol, same life) made two-leg strategies (DESIGN §3.1).
+    Their lines are replayed per set through the production ``StrategyStop``
+    (scalar), so this is what strategies cost on top of (a).
 
 Each figure is the median of ``--repeat`` runs; the machine is shared, so
 the spread (min–max) is printed too. Results: ``bench/results/tune.json``.
@@ -36,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stop_heavy_recording import generate
 
-from actors.trailing_stop import Decision, StopAction, TrailingStop
+from actors.messages import StopAction
+from actors.trailing_stop import Decision, TrailingStop
 from supervisor.record import iter_events
 from supervisor.tune.decoded import Decoded
 from supervisor.tune.grid import Grid, Objective, apply
@@ -70,6 +75,31 @@ def production_triggers(decoded: Decoded, params: Any) -> list[tuple[int, float,
     return out
 
 
+def with_strategies(lines: list[bytes], n: int) -> tuple[list[bytes], int]:
+    """The recording with ``n`` two-leg strategies: P{j}-{life} and P{j+25}-{life} share a symbol.
+
+    Returns the lines and how many quotes the legs have.
+    """
+    lives = 5
+    legs: dict[str, str] = {}
+    for k in range(n):
+        life, j = k % lives, k // lives
+        legs[f"P{j}-{life}"] = legs[f"P{j + 25}-{life}"] = f"ST{life}-{j}"
+    out = []
+    quotes = 0
+    for line in lines:
+        if b'"position"' in line or b'"quote"' in line:
+            obj = json.loads(line)
+            if obj.get("id") in legs:
+                if obj.get("type") == "position":
+                    obj["strategy"] = legs[obj["id"]]
+                    line = json.dumps(obj).encode()
+                elif obj.get("type") == "quote":
+                    quotes += 1
+        out.append(line)
+    return out, quotes
+
+
 def cpu() -> float:
     """CPU seconds of this process and its finished children (the pool's workers)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -87,6 +117,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sample", type=int, default=3, help="sets run with the production stop")
     ap.add_argument("--quick", action="store_true", help="100 k quotes, one repeat")
+    ap.add_argument("--strategies", type=int, default=20, help="two-leg strategies in (c)")
     a = ap.parse_args()
     if a.quick:
         a.quotes, a.repeat = 100_000, 1
@@ -191,6 +222,44 @@ def main() -> None:
     )
     out["tune_cpu_s"] = runs["cpu"]
     out["production_per_set_cpu_s"] = per_set_cpu
+
+    # (c) the same recording with strategies
+    lines = [line for _, _, line in iter_events([rec], progress=False)]
+    spread_lines, leg_quotes = with_strategies(lines, a.strategies)
+    s_runs: dict[str, list[float]] = {"total": [], "stops": [], "cpu": []}
+    strat = None
+    for _ in range(a.repeat):
+        c0 = cpu()
+        t0 = time.perf_counter()
+        strat = tune({}, grid, spread_lines, workers=cores, progress=False)
+        s_runs["total"].append(time.perf_counter() - t0)
+        s_runs["stops"].append(strat.seconds["stops"])
+        s_runs["cpu"].append(cpu() - c0)
+    assert strat is not None
+    kinds = strat.trigger_rows["kind"].value_counts()
+    n_strategy = int(kinds.filter(kinds["kind"] == "strategy")["count"].sum())
+    plain_total = statistics.median(runs["total"]) - statistics.median(runs["read"])
+    extra = statistics.median(s_runs["total"]) - plain_total
+    print(
+        f"with {a.strategies} strategies ({leg_quotes:,} leg quotes, "
+        f"{strat.decoded.routed_quotes:,} routed): total {spread(s_runs['total'])}, "
+        f"stops {spread(s_runs['stops'])}; {n_strategy:,} strategy TRIGGERs over the sets"
+    )
+    per_quote_set = extra / max(1, strat.decoded.routed_quotes * n_sets) * 1e6
+    print(
+        f"  strategies cost {extra:.1f} s more than (a) without them: "
+        f"{per_quote_set:.1f} µs per routed quote per set"
+    )
+    out.update(
+        strategies=a.strategies,
+        strategy_leg_quotes=leg_quotes,
+        strategy_routed_quotes=strat.decoded.routed_quotes,
+        strategy_triggers=n_strategy,
+        strategies_total_s=s_runs["total"],
+        strategies_stops_s=s_runs["stops"],
+        strategies_cpu_s=s_runs["cpu"],
+        strategies_extra_s=extra,
+    )
     (RESULTS / "tune.json").write_text(json.dumps(out, indent=2))
     print(f"results: {RESULTS / 'tune.json'}")
 

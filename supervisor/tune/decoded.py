@@ -6,8 +6,8 @@ relative to the last *good* line of any type, and a bad line changes
 nothing. So every line is judged exactly as replay judges it — the same JSON
 reading (orjson first, Python's json, which also reads NaN and Infinity, when
 orjson refuses), the same parsers (:mod:`.line_rules`) — and then the stop
-inputs are laid out per **segment**: the life of one ``TrailingStop`` in
-replay, from the position's opening (or a flip of side, which starts a fresh
+inputs of plain positions are laid out per **segment**: the life of one
+``TrailingStop`` in replay, from the position's opening (or a flip of side, which starts a fresh
 stop) to its close, its next flip, or the end of the recording.
 
 Quote columns are contiguous per segment: ``bid``/``ask``/``last`` (NaN for
@@ -16,6 +16,11 @@ fault counters), ``t``, ``line`` (the line's number in the input, for
 replay's order), and the ``entry`` price and ``qty`` in force at each
 quote (a position update keeps the stop but changes the entry price its
 activation is measured from).
+
+Lines about strategies (DESIGN §3.1) and the positions tied to them are not
+laid out: their effect can differ from set to set, so they are **routed**, in
+order, to :mod:`.strategy_model`, which replays them per set (see
+:mod:`.routed`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ import orjson
 
 from supervisor import json_codec
 from supervisor.tune.line_rules import LineParsers, replay_parsers
+from supervisor.tune.routed import (
+    Adopted,
+    Routed,
+    RoutedClock,
+    RoutedClose,
+    RoutedPosition,
+    RoutedQuote,
+)
 
 F64 = npt.NDArray[np.float64]
 
@@ -63,18 +76,27 @@ class Decoded:
     columns: dict[str, F64]
     lines: int = 0
     bad_lines: int = 0
+    """Lines bad in every set; a routed position line may also be refused in some sets only."""
     strategy_legs: set[str] = field(default_factory=set)
-    """Ids that were strategy legs (DESIGN §3.1): their per-leg stop is off and not tuned here."""
+    """Ids a position line made a strategy leg (DESIGN §3.1)."""
     first_t: float = math.nan
     last_t: float = math.nan
+    """The last line good in every set."""
+    routed: list[Routed] = field(default_factory=list)
+    """Lines about strategies and the positions tied to them, for the per-set model."""
+    routed_quotes: int = 0
+    routed_symbols: set[str] = field(default_factory=set)
+    strategies: set[str] = field(default_factory=set)
+    """Ids a position line named as a strategy."""
 
     @property
     def quotes(self) -> int:
-        return sum(s.stop - s.start for s in self.segments)
+        """Quotes of positions with a stop: the shared segments' and the routed ones."""
+        return sum(s.stop - s.start for s in self.segments) + self.routed_quotes
 
     @property
     def symbols(self) -> list[str]:
-        return sorted({s.symbol for s in self.segments})
+        return sorted({s.symbol for s in self.segments} | self.routed_symbols)
 
 
 class _Open:
@@ -146,20 +168,51 @@ def decode(
     lines: Iterable[bytes | str],
     parsers: LineParsers | None = None,
 ) -> Decoded:
-    """Judge every line as replay does and keep what the stops need."""
+    """Judge every line as replay does; keep what the stops need, route what is per set.
+
+    Replay's clock is the time of the last good line. Where a routed position
+    line may be good in one set and bad in another, the clock is known only to
+    lie between ``lo`` (the last line good in every set) and ``hi`` (the
+    latest line good in some set): a line before ``lo`` is bad everywhere, one
+    at or after ``hi`` passes the time check everywhere, and one in between is
+    judged per set (routed, see :mod:`.routed`).
+    """
     parsers = replay_parsers() if parsers is None else parsers
     BadInput = json_codec.BadInput
     event_time = json_codec.event_time
+    strategy_of = json_codec.strategy_of
+    KEEP = json_codec.KEEP_STRATEGY
     open_: dict[str, tuple[_Open, float]] = {}  # id -> (state, entry price the segment began at)
+    routed: list[Routed] = []
+    modeled: set[str] = set()  # ids whose every line is routed
+    routed_symbols: set[str] = set()
+    strategies: set[str] = set()
     legs: set[str] = set()
     done: list[tuple[Segment, array[float]]] = []
-    last_t = -math.inf
+    lo = hi = -math.inf
     first_t = math.nan
-    n = bad = 0
+    n = bad = routed_quotes = 0
 
     def finish(o: _Open, entry0: float, end_t: float) -> None:
         seg = Segment(o.id, o.symbol, o.long, entry0, o.multiplier, 0, 0, o.opened_t, end_t)
         done.append((seg, o.rows))
+
+    def adopt(pid: str) -> None:
+        """From now on every line about ``pid`` is routed; its current stop life goes too."""
+        nonlocal routed_quotes
+        modeled.add(pid)
+        cur = open_.pop(pid, None)
+        if cur is None:
+            return
+        o, entry0 = cur
+        routed.append(
+            Adopted(
+                pid, o.symbol, o.long, entry0, o.opened_t, o.rows.tobytes(), o.qty, o.entry,
+                o.multiplier,
+            )
+        )  # fmt: skip
+        routed_symbols.add(o.symbol)
+        routed_quotes += len(o.rows) // len(COLUMNS)
 
     quick = _quick_quote if parsers.get("quote") is json_codec.quote else None
     fast_loads = orjson.loads
@@ -182,17 +235,19 @@ def decode(
                     q = None
                     if isinstance(qt, float) and -_BIG < qt < _BIG:
                         q = quick(obj)
-                    if q is not None and isinstance(qt, float):
+                    if q is not None and isinstance(qt, float) and qt >= hi:
                         t = qt
-                        if t < last_t:
-                            raise BadInput("goes back in time")
-                        last_t = t
+                        lo = hi = t
                         if first_t != first_t:
                             first_t = t
-                        cur = open_.get(q[0])
+                        qid = q[0]
+                        cur = open_.get(qid)
                         if cur is not None:
                             o = cur[0]
                             o.rows.extend((t, q[1], q[2], q[3], o.entry, o.qty, n))
+                        elif modeled and qid in modeled:
+                            routed.append(RoutedQuote(n, t, qid, q[1], q[2], q[3]))
+                            routed_quotes += 1
                         continue
             try:
                 obj = slow_loads(raw)
@@ -201,20 +256,68 @@ def decode(
             if not isinstance(obj, dict):
                 raise BadInput("not a JSON object")
             t = event_time(obj)
-            if t < last_t:
+            if t < lo:
                 raise BadInput("goes back in time")
             kind = obj.get("type")
             parse = parsers.get(kind) if isinstance(kind, str) else None
             if parse is None:
                 raise BadInput("unknown type")
             msg = parse(obj, t)
+            strategy: Any = strategy_of(obj) if kind == "position" else KEEP
         except BadInput:
             bad += 1
             continue
         except (OverflowError, UnicodeDecodeError):
             bad += 1
             continue
-        last_t = t
+        certain = t >= hi  # the time check passes in every set
+        if kind == "position":
+            pid = msg.id
+            joins = isinstance(strategy, str) and msg.qty != 0
+            if joins and (strategy == pid or strategy in open_):
+                # refused in every set: a strategy id may not be this or another
+                # open position's (the open positions here are the same in every set)
+                bad += 1
+                continue
+            if joins or not certain or pid in modeled:
+                adopt(pid)
+                if joins:
+                    modeled.add(strategy)
+                    strategies.add(strategy)
+                    legs.add(pid)
+                routed_symbols.add(msg.contract.symbol)
+                routed.append(
+                    RoutedPosition(
+                        n, t, msg, strategy if isinstance(strategy, str) else None,
+                        strategy is KEEP,
+                    )
+                )  # fmt: skip
+                if certain:
+                    hi = t  # good in the sets that do not refuse it
+                if first_t != first_t:
+                    first_t = t
+                continue
+        elif kind == "quote" or kind == "close":
+            qid = msg.id
+            if not certain and qid in open_:
+                adopt(qid)
+            if qid in modeled:
+                if kind == "quote":
+                    routed.append(
+                        RoutedQuote(n, t, qid, _num(msg.bid), _num(msg.ask), _num(msg.last))
+                    )
+                    routed_quotes += 1
+                else:
+                    routed.append(RoutedClose(n, t, qid))
+                if certain:
+                    lo = hi = t
+                if first_t != first_t:
+                    first_t = t
+                continue
+        if not certain:
+            routed.append(RoutedClock(n, t))  # its only effect: the clock, per set
+            continue
+        lo = hi = t
         if first_t != first_t:
             first_t = t
         if kind == "quote":
@@ -224,15 +327,6 @@ def decode(
                 o.rows.extend((t, _num(msg.bid), _num(msg.ask), _num(msg.last), o.entry, o.qty, n))
         elif kind == "position":
             pid = msg.id
-            strategy = obj.get("strategy")
-            if strategy is not None or pid in legs:
-                # a strategy leg from this line on (§3.1): its per-leg stop is off
-                if strategy is not None:
-                    legs.add(pid)
-                cur = open_.pop(pid, None)
-                if cur is not None:
-                    finish(cur[0], cur[1], t)
-                continue
             cur = open_.get(pid)
             if cur is None:
                 if msg.qty != 0:
@@ -262,8 +356,13 @@ def decode(
             if cur is not None:
                 finish(cur[0], cur[1], t)
     for o, entry0 in open_.values():
-        finish(o, entry0, last_t)
-    return _lay_out(done, n, bad, legs, first_t, last_t)
+        finish(o, entry0, lo)
+    out = _lay_out(done, n, bad, legs, first_t, lo)
+    out.routed = routed
+    out.routed_quotes = routed_quotes
+    out.routed_symbols = routed_symbols
+    out.strategies = strategies
+    return out
 
 
 def _lay_out(

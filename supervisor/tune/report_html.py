@@ -32,7 +32,11 @@ HORIZON = "#f3e3c3"
 
 @dataclass(frozen=True, slots=True)
 class PricePath:
-    """One segment's reference prices and the chosen set's stop decisions on it."""
+    """One stop life's prices and the chosen set's stop decisions on it.
+
+    A position's reference price, or a strategy's price in its stop's units
+    (the net price of a debit, the cost to close, −net, of a credit).
+    """
 
     id: str
     symbol: str
@@ -42,6 +46,8 @@ class PricePath:
     decisions: Sequence[tuple[float, str, float]]  # (t, action, stop)
     end_t: float
     horizon_s: float
+    kind: str = "position"  # or "strategy"
+    price_label: str = "reference price"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +214,7 @@ def path_svg(path: PricePath, w: int = 1080, h: int = 400) -> str:
     def clock(v: float) -> str:
         return dt.datetime.fromtimestamp(t0 + v, tz=dt.UTC).strftime("%H:%M:%S")
 
-    parts = [ax.frame("time (UTC)", f"{path.symbol} reference price", clock)]
+    parts = [ax.frame("time (UTC)", f"{path.symbol} {path.price_label}", clock)]
     for t, action, _ in stops:
         if action == "TRIGGER":
             x0 = ax.px(t - t0)
@@ -304,21 +310,22 @@ def render(report: ReportInput) -> str:
     facts = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in report.facts.items())
     keys = ["rank", "set", *report.keys]
     top = report.best
-    legend = (
-        '<p class="legend">'
-        f'<span><i class="sw" style="background:{PRICE}"></i>reference price</span>'
-        f'<span><i class="sw" style="background:{STOP}"></i>stop of set #1</span>'
-        f'<span><i class="sw" style="background:{HORIZON}"></i>horizon after the TRIGGER</span>'
-        "</p>"
-    )
     path = ""
     if report.path is not None:
         p = report.path
-        side = "long" if p.long else "short"
-        path = (
-            f"<h2>Price path of {html.escape(p.id)} ({side}) with the stop of set #1</h2>"
-            f"{legend}{path_svg(p)}"
+        legend = (
+            '<p class="legend">'
+            f'<span><i class="sw" style="background:{PRICE}"></i>{html.escape(p.price_label)}'
+            "</span>"
+            f'<span><i class="sw" style="background:{STOP}"></i>stop of set #1</span>'
+            f'<span><i class="sw" style="background:{HORIZON}"></i>horizon after the TRIGGER</span>'
+            "</p>"
         )
+        if p.kind == "strategy":
+            what = f"strategy {html.escape(p.id)} ({'debit' if p.long else 'credit'})"
+        else:
+            what = f"{html.escape(p.id)} ({'long' if p.long else 'short'})"
+        path = f"<h2>Price path of {what} with the stop of set #1</h2>{legend}{path_svg(p)}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(report.title)}</title><style>{_CSS}</style></head>

@@ -1,4 +1,4 @@
-"""Every parameter set over every segment, on all cores.
+"""Every parameter set over every segment and the routed lines, on all cores.
 
 Workers share the decoded columns without copying them: a single-threaded
 parent forks and the workers inherit them (copy-on-write, never written);
@@ -8,7 +8,9 @@ cut into tasks of whole segments — and, when one position holds a large share
 of the quotes, also into slices of the sets — handed out to the pool while the
 parent draws a progress bar (its refresh thread starts after the fork). Within
 a task, sets sharing a reference price series run together in
-:func:`stop_kernel.run_segment`.
+:func:`stop_kernel.run_segment`. The routed lines (strategies and the
+positions tied to them) are replayed per set by
+:func:`strategy_model.run_models`, in tasks of a slice of the sets each.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,13 @@ import numpy as np
 import numpy.typing as npt
 
 from actors.messages import PriceSource
+from actors.trailing_stop import StopParams
 from supervisor.config import Config
 from supervisor.tune import decoded as dec
 from supervisor.tune.outcomes import judge
+from supervisor.tune.routed import Routed
 from supervisor.tune.stop_kernel import SetArrays, reference_prices, run_segment
+from supervisor.tune.strategy_model import ModelRows, run_models
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -76,6 +81,11 @@ class ResolvedSets:
                 )
             )
         return out
+
+
+def model_params(configs: Sequence[Config], symbols: Iterable[str]) -> dict[str, list[StopParams]]:
+    """Each set's stop parameters per symbol, for the per-set model: ``[symbol][set]``."""
+    return {sym: [c.stop_params(sym) for c in configs] for sym in sorted(symbols)}
 
 
 def resolve(configs: Sequence[Config], symbols: Sequence[str]) -> dict[str, ResolvedSets]:
@@ -153,9 +163,42 @@ class Task:
     segments: tuple[int, ...]
     sets: tuple[int, int]  # [from, to) of the set indexes
     quotes: int
+    models: bool = False  # the routed lines for these sets, not segments
 
 
-def run_task(
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What every task reads: the decoded recording and each set's parameters."""
+
+    columns: dict[str, F64]
+    segments: Sequence[dec.Segment]
+    params: dict[str, ResolvedSets]
+    routed: Sequence[Routed]
+    model_params: dict[str, list[StopParams]]
+    last_t: float
+    horizon_s: float
+    keep_decisions: bool
+
+
+TaskResult = tuple[Triggers, AllDecisions | None, ModelRows | None]
+
+
+def run_task(w: Shared, task: Task) -> TaskResult:
+    if task.models:
+        rows = run_models(
+            w.routed,
+            w.model_params,
+            range(*task.sets),
+            w.horizon_s,
+            w.last_t,
+            keep_decisions=w.keep_decisions,
+        )
+        return Triggers.concat([]), None, rows
+    trig, decs = run_segments(w.columns, w.segments, w.params, task, w.horizon_s, w.keep_decisions)
+    return trig, decs, None
+
+
+def run_segments(
     columns: dict[str, F64],
     segments: Sequence[dec.Segment],
     params: dict[str, ResolvedSets],
@@ -233,12 +276,27 @@ def run_task(
     return Triggers.concat(trig_parts), (AllDecisions.concat(dec_parts) if keep_decisions else None)
 
 
-def plan(segments: Sequence[dec.Segment], n_sets: int, workers: int) -> list[Task]:
-    """Tasks of roughly equal quote counts; sets are sliced when one segment dominates."""
+def plan(
+    segments: Sequence[dec.Segment], n_sets: int, workers: int, routed_quotes: int = -1
+) -> list[Task]:
+    """Tasks of roughly equal quote counts; sets are sliced when one segment dominates.
+
+    ``routed_quotes`` >= 0: there are routed lines; they come first (each set
+    replays all of them, the longest tasks), in slices of the sets.
+    """
+    model_tasks: list[Task] = []
+    if routed_quotes >= 0 and n_sets:
+        slices = min(n_sets, 1 if workers == 1 else workers * 2)
+        bounds = np.linspace(0, n_sets, slices + 1).astype(int)
+        model_tasks = [
+            Task((), (int(a), int(b)), max(1, routed_quotes), models=True)
+            for a, b in itertools.pairwise(bounds)
+            if b > a
+        ]
     sizes = [s.stop - s.start for s in segments]
     total = sum(sizes)
     if total == 0 or n_sets == 0:
-        return []
+        return model_tasks
     per_task = max(1, total // (workers * 8))
     set_slices = 1
     if workers > 1 and max(sizes) > total / (2 * workers):
@@ -259,34 +317,20 @@ def plan(segments: Sequence[dec.Segment], n_sets: int, workers: int) -> list[Tas
             cur, q = [], 0
     if cur:
         chunks.append((tuple(cur), q))
-    return [Task(segs, r, q) for segs, q in chunks for r in set_ranges]
+    return model_tasks + [Task(segs, r, q) for segs, q in chunks for r in set_ranges]
 
 
 # ------------------------------------------------------------------ workers
 
-_WORKER: dict[str, Any] = {}
+_WORKER: dict[str, Shared] = {}
 
 
-def _init_worker(
-    directory: str,
-    segments: list[dec.Segment],
-    params: dict[str, ResolvedSets],
-    horizon_s: float,
-    keep: bool,
-) -> None:
-    _WORKER.update(
-        columns=dec.load_columns(Path(directory)),
-        segments=segments,
-        params=params,
-        horizon_s=horizon_s,
-        keep=keep,
-    )
+def _init_worker(directory: str, shared: Shared) -> None:
+    _WORKER["shared"] = replace(shared, columns=dec.load_columns(Path(directory)))
 
 
-def _work(task: Task) -> tuple[Task, Triggers, AllDecisions | None]:
-    w = _WORKER
-    trig, decs = run_task(w["columns"], w["segments"], w["params"], task, w["horizon_s"], w["keep"])
-    return task, trig, decs
+def _work(task: Task) -> tuple[Task, TaskResult]:
+    return task, run_task(_WORKER["shared"], task)
 
 
 def _can_fork() -> bool:
@@ -317,50 +361,61 @@ def _bar(total: int, show: bool | None) -> tuple[AbstractContextManager[Any], Ad
     return bar, lambda n: bar.advance(tid, n)
 
 
+@dataclass(slots=True)
+class Results:
+    triggers: Triggers
+    decisions: AllDecisions | None
+    model: ModelRows
+    """The routed lines' decisions (TRIGGERs, or all with ``keep_decisions``), in order."""
+
+
 def run_all(
     decoded: dec.Decoded,
     params: dict[str, ResolvedSets],
-    n_sets: int,
+    configs: Sequence[Config],
     horizon_s: float,
     *,
     workers: int | None = None,
     progress: bool | None = None,
     keep_decisions: bool = False,
-) -> tuple[Triggers, AllDecisions | None]:
+) -> Results:
     """All sets over all segments; ``workers`` None: one process per core (1: in this process)."""
+    n_sets = len(configs)
     workers = workers or os.cpu_count() or 1
-    tasks = plan(decoded.segments, n_sets, workers)
+    routed_quotes = decoded.routed_quotes if decoded.routed else -1
+    tasks = plan(decoded.segments, n_sets, workers, routed_quotes)
+    shared = Shared(
+        decoded.columns,
+        decoded.segments,
+        params,
+        decoded.routed,
+        model_params(configs, decoded.routed_symbols) if decoded.routed else {},
+        decoded.last_t,
+        horizon_s,
+        keep_decisions,
+    )
     total = sum(t.quotes * (t.sets[1] - t.sets[0]) for t in tasks)
     ctx, advance = _bar(total, progress)
     trig: list[Triggers] = []
     decs: list[AllDecisions] = []
+    model = ModelRows()
 
-    def take(
-        results: Iterator[tuple[Task, Triggers, AllDecisions | None]],
-    ) -> None:
-        for task, t, d in results:
+    def take(results: Iterator[tuple[Task, TaskResult]]) -> None:
+        for task, (t, d, m) in results:
             trig.append(t)
             if d is not None:
                 decs.append(d)
+            if m is not None:
+                model.extend(m)
             advance(task.quotes * (task.sets[1] - task.sets[0]))
 
     if workers == 1 or len(tasks) <= 1:
         with ctx:
-            cols = decoded.columns
-            take(
-                (t, *run_task(cols, decoded.segments, params, t, horizon_s, keep_decisions))
-                for t in tasks
-            )
+            take((t, run_task(shared, t)) for t in tasks)
     elif _can_fork():
         # a single-threaded parent forks safely: workers inherit the columns, no copy.
         # The pool forks its workers before the progress bar starts its thread.
-        _WORKER.update(
-            columns=decoded.columns,
-            segments=decoded.segments,
-            params=params,
-            horizon_s=horizon_s,
-            keep=keep_decisions,
-        )
+        _WORKER["shared"] = shared
         try:
             forking = multiprocessing.get_context("fork")
             with forking.Pool(min(workers, len(tasks))) as pool, ctx:
@@ -371,11 +426,10 @@ def run_all(
         with tempfile.TemporaryDirectory(prefix="tune-") as tmp:
             dec.save(decoded, Path(tmp))
             mp = multiprocessing.get_context("spawn")
+            light = replace(shared, columns={})  # the columns go by file, not by pickle
             with (
                 mp.Pool(
-                    min(workers, len(tasks)),
-                    initializer=_init_worker,
-                    initargs=(tmp, decoded.segments, params, horizon_s, keep_decisions),
+                    min(workers, len(tasks)), initializer=_init_worker, initargs=(tmp, light)
                 ) as pool,
                 ctx,
             ):
@@ -385,8 +439,10 @@ def run_all(
     # replay's order within each set, and the same bytes whatever the worker order
     order = np.lexsort((line[t_all.quote], t_all.set))
     t_all = Triggers(*(getattr(t_all, f.name)[order] for f in fields(Triggers)))
+    model = model.ordered()
     if not keep_decisions:
-        return t_all, None
+        return Results(t_all, None, model)
     d_all = AllDecisions.concat(decs)
     order = np.lexsort((d_all.action, line[d_all.quote], d_all.set))
-    return t_all, AllDecisions(*(getattr(d_all, f.name)[order] for f in fields(AllDecisions)))
+    d_all = AllDecisions(*(getattr(d_all, f.name)[order] for f in fields(AllDecisions)))
+    return Results(t_all, d_all, model)

@@ -15,25 +15,56 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from supervisor.tune.decoded import Segment
 from supervisor.tune.grid import Objective
 from supervisor.tune.runner import Triggers
+from supervisor.tune.strategy_model import ModelRows
 
 ALL = "ALL"
 
 
-def trigger_frame(triggers: Triggers, segments: Sequence[Segment], times: Any) -> pl.DataFrame:
-    """One row per TRIGGER of any set."""
+TRIGGER_SCHEMA: dict[str, Any] = {
+    "set": pl.Int64,
+    "kind": pl.String,
+    "symbol": pl.String,
+    "id": pl.String,
+    "t": pl.Float64,
+    "stop": pl.Float64,
+    "ref_price": pl.Float64,
+    "extreme": pl.Float64,
+    "giveback_pct": pl.Float64,
+    "whipsaw": pl.Boolean,
+    "saved_pct": pl.Float64,
+    "saved": pl.Float64,
+    "cut": pl.Boolean,
+}
+
+
+def trigger_frame(
+    triggers: Triggers, segments: Sequence[Segment], columns: Mapping[str, Any], model: ModelRows
+) -> pl.DataFrame:
+    """One row per TRIGGER of any set, in replay's order within each set.
+
+    ``kind`` is ``position`` (a position's own stop; ``id`` the position's) or
+    ``strategy`` (a spread's stop on its net price; ``id`` the strategy's,
+    ``symbol`` its underlying, prices in the stop's units: the net price for a
+    debit, −net for a credit). A giveback or saved % with no meaning (an
+    extreme or exit price of 0) is null.
+    """
     seg_symbol = [s.symbol for s in segments]
     seg_id = [s.id for s in segments]
-    return pl.DataFrame(
+    times, lines = columns["t"], columns["line"]
+    q = triggers.quote
+    plain = pl.DataFrame(
         {
             "set": triggers.set,
+            "kind": ["position"] * len(q),
             "symbol": [seg_symbol[i] for i in triggers.seg],
             "id": [seg_id[i] for i in triggers.seg],
-            "t": times[triggers.quote] if len(triggers.quote) else [],
+            "t": times[q] if len(q) else [],
             "stop": triggers.stop,
             "ref_price": triggers.ref_price,
             "extreme": triggers.extreme,
@@ -42,21 +73,21 @@ def trigger_frame(triggers: Triggers, segments: Sequence[Segment], times: Any) -
             "saved_pct": triggers.saved_pct,
             "saved": triggers.saved,
             "cut": triggers.cut,
+            "_line": lines[q].astype(np.int64) if len(q) else [],
         },
-        schema={
-            "set": pl.Int64,
-            "symbol": pl.String,
-            "id": pl.String,
-            "t": pl.Float64,
-            "stop": pl.Float64,
-            "ref_price": pl.Float64,
-            "extreme": pl.Float64,
-            "giveback_pct": pl.Float64,
-            "whipsaw": pl.Boolean,
-            "saved_pct": pl.Float64,
-            "saved": pl.Float64,
-            "cut": pl.Boolean,
-        },
+        schema={**TRIGGER_SCHEMA, "_line": pl.Int64},
+    )
+    mine = [i for i, a in enumerate(model.action) if a == 2]
+    routed = pl.DataFrame(
+        {name: [getattr(model, name)[i] for i in mine] for name in (*TRIGGER_SCHEMA, "line")},
+        schema={**TRIGGER_SCHEMA, "line": pl.Int64},
+    )
+    routed = routed.rename({"line": "_line"})
+    both = pl.concat([plain, routed]) if routed.height else plain
+    return (
+        both.sort(["set", "_line"])
+        .drop("_line")
+        .with_columns(pl.col("giveback_pct", "saved_pct").fill_nan(None))
     )
 
 

@@ -22,8 +22,17 @@ from supervisor.tune import table as tbl
 from supervisor.tune.decoded import Decoded, decode
 from supervisor.tune.grid import STOP_KEYS, Grid, apply
 from supervisor.tune.report_html import PricePath, ReportInput, render
-from supervisor.tune.runner import AllDecisions, Task, Triggers, resolve, run_all, run_task
+from supervisor.tune.runner import (
+    AllDecisions,
+    Task,
+    Triggers,
+    model_params,
+    resolve,
+    run_all,
+    run_segments,
+)
 from supervisor.tune.stop_kernel import ACTIONS, reference_prices
+from supervisor.tune.strategy_model import LifePath, ModelRows, SetModel
 
 
 @dataclass(slots=True)
@@ -33,6 +42,9 @@ class TuneResult:
     configs: list[Config]
     decoded: Decoded
     triggers: Triggers
+    """The plain positions' TRIGGERs (indexes into the decoded columns)."""
+    model: ModelRows
+    """The routed lines' decisions: strategies and the positions tied to them."""
     trigger_rows: pl.DataFrame
     table: pl.DataFrame
     decisions: AllDecisions | None
@@ -43,23 +55,61 @@ class TuneResult:
         d = self.decisions
         if d is None:
             raise ValueError("run tune with keep_decisions=True")
-        mine = np.flatnonzero(d.set == set_index)
         line = self.decoded.columns["line"]
-        mine = mine[np.lexsort((d.action[mine], line[d.quote[mine]]))]
         times = self.decoded.columns["t"]
         segs = self.decoded.segments
-        return [
-            {
-                "t": float(times[d.quote[i]]),
-                "type": "stop",
-                "id": segs[int(d.seg[i])].id,
-                "action": ACTIONS[int(d.action[i])],
-                "stop": float(d.stop[i]),
-                "ref_price": float(d.ref_price[i]),
-                "extreme": float(d.extreme[i]),
-            }
-            for i in mine
+        rows: list[tuple[int, int, dict[str, Any]]] = [
+            (
+                int(line[d.quote[i]]),
+                int(d.action[i]),
+                {
+                    "t": float(times[d.quote[i]]),
+                    "type": "stop",
+                    "id": segs[int(d.seg[i])].id,
+                    "action": ACTIONS[int(d.action[i])],
+                    "stop": float(d.stop[i]),
+                    "ref_price": float(d.ref_price[i]),
+                    "extreme": float(d.extreme[i]),
+                },
+            )
+            for i in np.flatnonzero(d.set == set_index)
         ]
+        m = self.model
+        rows.extend(
+            (
+                m.line[i],
+                m.action[i],
+                {
+                    "t": m.t[i],
+                    "type": "stop",
+                    "id": m.id[i],
+                    "action": ACTIONS[m.action[i]],
+                    "stop": m.stop[i],
+                    "ref_price": m.ref_price[i],
+                    "extreme": m.extreme[i],
+                },
+            )
+            for i in range(len(m))
+            if m.set[i] == set_index
+        )
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [r[2] for r in rows]
+
+    def bad_lines(self, set_index: int) -> int:
+        """Bad lines as replay with this set's config counts them."""
+        return self.decoded.bad_lines + self.model.bad_lines.get(set_index, 0)
+
+    def strategy_summary(self) -> str | None:
+        """One sentence on the strategies, for the facts of the report and the CLI."""
+        d = self.decoded
+        if not d.strategies:
+            return None
+        strategy_triggers = self.trigger_rows.filter(pl.col("kind") == "strategy").height
+        return (
+            f"{len(d.strategies)} strateg{'y' if len(d.strategies) == 1 else 'ies'} with "
+            f"{len(d.strategy_legs)} leg(s): one stop each on the net price, "
+            f"{strategy_triggers} strategy TRIGGER(s) over all sets"
+        )
 
 
 def tune(
@@ -79,18 +129,18 @@ def tune(
     t1 = timer()
     decoded = decode(lines)
     t2 = timer()
-    params = resolve(configs, decoded.symbols)
-    triggers, decisions = run_all(
+    params = resolve(configs, sorted({s.symbol for s in decoded.segments}))
+    res = run_all(
         decoded,
         params,
-        len(combos),
+        configs,
         grid.horizon_s,
         workers=workers,
         progress=progress,
         keep_decisions=keep_decisions,
     )
     t3 = timer()
-    rows = tbl.trigger_frame(triggers, decoded.segments, decoded.columns["t"])
+    rows = tbl.trigger_frame(res.triggers, decoded.segments, decoded.columns, res.model)
     table = tbl.summarize(rows, combos, decoded.symbols, grid.objective)
     t4 = timer()
     return TuneResult(
@@ -98,32 +148,30 @@ def tune(
         combos,
         configs,
         decoded,
-        triggers,
+        res.triggers,
+        res.model,
         rows,
         table,
-        decisions,
+        res.decisions,
         {"configs": t1 - t0, "decode": t2 - t1, "stops": t3 - t2, "table": t4 - t3},
     )
 
 
-def chosen_path(result: TuneResult, set_index: int) -> PricePath | None:
-    """The chosen set's stop on one position: its longest segment with a trigger, else any."""
-    segs = result.decoded.segments
-    if not segs:
-        return None
-    hit = set(result.triggers.seg[result.triggers.set == set_index].tolist())
-    pool = [i for i in range(len(segs)) if i in hit] or list(range(len(segs)))
-    si = max(pool, key=lambda i: segs[i].stop - segs[i].start)
-    seg = segs[si]
+def _segment_path(result: TuneResult, set_index: int, si: int) -> PricePath | None:
+    seg = result.decoded.segments[si]
     if seg.stop == seg.start:
         return None
     params = resolve([result.configs[set_index]], [seg.symbol])
     task = Task((si,), (0, 1), seg.stop - seg.start)
-    _, decs = run_task(
-        result.decoded.columns, segs, params, task, result.grid.horizon_s, keep_decisions=True
+    _, decs = run_segments(
+        result.decoded.columns,
+        result.decoded.segments,
+        params,
+        task,
+        result.grid.horizon_s,
+        keep_decisions=True,
     )
     assert decs is not None
-
     p = result.configs[set_index].stop_params(seg.symbol)
     c = result.decoded.columns
     sl = slice(seg.start, seg.stop)
@@ -152,6 +200,57 @@ def chosen_path(result: TuneResult, set_index: int) -> PricePath | None:
         decisions,
         seg.end_t,
         result.grid.horizon_s,
+    )
+
+
+def _routed_paths(result: TuneResult, set_index: int) -> list[LifePath]:
+    d = result.decoded
+    if not d.routed:
+        return []
+    params = model_params([result.configs[set_index]], d.routed_symbols)
+    table = {symbol: ps[0] for symbol, ps in params.items()}
+    model = SetModel(
+        set_index, table.__getitem__, result.grid.horizon_s, ModelRows(), record_paths=True
+    )
+    for ev in d.routed:
+        model.feed(ev)
+    model.finish(d.last_t)
+    return [p for p in model.paths if p.times]
+
+
+def chosen_path(result: TuneResult, set_index: int) -> PricePath | None:
+    """The chosen set's stop on one position or strategy: the longest life with a TRIGGER.
+
+    Without any TRIGGER of that set, the longest life of all.
+    """
+    segs = result.decoded.segments
+    hit = set(result.triggers.seg[result.triggers.set == set_index].tolist())
+    # (triggered, quotes, which): a segment index, or a routed life
+    candidates: list[tuple[bool, int, int | LifePath]] = [
+        (i in hit, s.stop - s.start, i) for i, s in enumerate(segs) if s.stop > s.start
+    ]
+    candidates.extend((p.triggered, len(p.times), p) for p in _routed_paths(result, set_index))
+    if not candidates:
+        return None
+    _, _, best = max(candidates, key=lambda c: (c[0], c[1]))
+    if isinstance(best, int):
+        return _segment_path(result, set_index, best)
+    strategy = best.kind == "strategy"
+    return PricePath(
+        best.id,
+        best.symbol,
+        best.long,
+        np.asarray(best.times, dtype=np.float64),
+        np.asarray(best.prices, dtype=np.float64),
+        best.decisions,
+        best.end_t,
+        result.grid.horizon_s,
+        kind=best.kind,
+        price_label=(
+            ("net price" if best.long else "cost to close (−net price)")
+            if strategy
+            else "reference price"
+        ),
     )
 
 

@@ -122,3 +122,59 @@ def test_a_missing_recording_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
     code = main(["tune", "--config", str(tmp_path / "config.toml"), "--grid",
                  str(tmp_path / "grid.toml"), str(tmp_path / "nope.jsonl")])  # fmt: skip
     assert code == 2 and "nope.jsonl" in capsys.readouterr().err
+
+
+def write_strategy_recording(directory: Path) -> list[Path]:
+    """A call vertical (one stop on its net price) beside a plain stock position."""
+    clock = lambda: T0  # noqa: E731
+    rec = Recorder(directory, 30, clock, "[trailing_stop]\n")
+    for pid, qty, entry, strike in (("C100", 2, 6.0, 100.0), ("C110", -2, 2.0, 110.0)):
+        rec.record({"t": T0, "type": "position", "id": pid, "symbol": "AAPL", "sec_type": "OPT",
+                    "qty": qty, "entry_price": entry, "right": "C", "strike": strike,
+                    "expiry": "2027-01-15", "multiplier": 100, "strategy": "VERT"})  # fmt: skip
+    rec.record({"t": T0, "type": "position", "id": "L", "symbol": "SPY", "sec_type": "STK",
+                "qty": 100, "entry_price": 100.0})  # fmt: skip
+    for k in range(1, 400):
+        t = T0 + k * 5.0
+        wave = math.sin(k / 20) * 0.8 + k / 150
+        for pid, level in (("C100", 6.0 + wave), ("C110", 2.0 + wave / 3)):
+            bid = round(level, 2)
+            rec.record({"t": t, "type": "quote", "id": pid, "bid": bid, "ask": bid + 0.05,
+                        "last": None})  # fmt: skip
+        bid = round(100 + wave * 3, 2)
+        rec.record({"t": t, "type": "quote", "id": "L", "bid": bid, "ask": bid + 0.02,
+                    "last": None})  # fmt: skip
+    assert rec.close()
+    return sorted(directory.glob("*.jsonl.zst"))
+
+
+@pytest.fixture(scope="module")
+def strategy_recording(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_strategy_recording(tmp_path_factory.mktemp("strategy"))
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_a_strategy_is_tuned_as_one_stop_on_its_net_price(
+    tmp_path: Path,
+    strategy_recording: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    start: str,
+) -> None:
+    code1, out1 = run_tune(tmp_path / "a", strategy_recording, "--workers", "1")
+    if start == "spawn":  # the routed lines go to spawned workers by pickle
+        monkeypatch.setattr(runner, "_can_fork", lambda: False)
+    code2, out2 = run_tune(tmp_path / "b", strategy_recording, "--workers", "2")
+    assert code1 == code2 == 0, capsys.readouterr().err
+    triggers = pl.read_parquet(out2 / "triggers.parquet")
+    assert triggers.equals(pl.read_parquet(out1 / "triggers.parquet"))
+    assert pl.read_parquet(out2 / "sets.parquet").equals(pl.read_parquet(out1 / "sets.parquet"))
+    mine = triggers.filter(pl.col("kind") == "strategy")
+    assert mine.height > 0
+    assert set(mine["id"]) == {"VERT"} and set(mine["symbol"]) == {"AAPL"}
+    # the legs have no stops of their own while the strategy lives
+    assert not set(triggers["id"]) & {"C100", "C110"}
+    table = pl.read_parquet(out2 / "sets.parquet")
+    assert {"AAPL", "SPY", "ALL"} == set(table["symbol"])
+    html = (out2 / "report.html").read_text()
+    assert '<svg id="path"' in html

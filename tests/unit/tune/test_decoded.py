@@ -6,11 +6,13 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervisor import json_codec
 from supervisor.tune.decoded import _quick_quote, decode
+from supervisor.tune.routed import Adopted
 
 value = st.one_of(
     st.none(),
@@ -104,21 +106,72 @@ def test_bad_lines_change_nothing_and_time_is_replays_clock() -> None:
     assert d.bad_lines == 3 and d.lines == 8
 
 
-def test_a_strategy_leg_has_no_per_leg_stop() -> None:
+def test_a_position_that_joins_a_strategy_is_routed_whole_from_its_current_life() -> None:
     d = decode(
         lines(
             pos(1, 10, pid="A"),
             quote(2, 101.0, pid="A"),
-            pos(3, 10, pid="A", strategy="S1"),  # becomes a leg: its per-leg life ends
+            pos(3, 10, pid="A", strategy="S1"),  # becomes a leg: its life goes to the model
             quote(4, 102.0, pid="A"),
             pos(5, 12, pid="A"),  # still a leg (no strategy field keeps it)
-            quote(6, 103.0, pid="A"),
             pos(7, 1, pid="B", strategy="S1"),
             quote(8, 5.0, pid="B"),
+            pos(9, 1, pid="P"),  # never a leg: a plain segment
+            quote(10, 50.0, pid="P"),
         )
     )
-    assert [(s.id, s.stop - s.start, s.end_t) for s in d.segments] == [("A", 1, 3)]
-    assert d.strategy_legs == {"A", "B"}
+    assert [(s.id, s.stop - s.start) for s in d.segments] == [("P", 1)]
+    kinds = [type(r).__name__ for r in d.routed]
+    assert kinds == [
+        "Adopted",  # A's life so far: its opening and its quote at t=2
+        "RoutedPosition",
+        "RoutedQuote",
+        "RoutedPosition",
+        "RoutedPosition",
+        "RoutedQuote",
+    ]
+    adopted = d.routed[0]
+    assert isinstance(adopted, Adopted)
+    assert (adopted.id, adopted.long, adopted.entry0, adopted.opened_t) == ("A", True, 100.0, 1)
+    assert np.frombuffer(adopted.rows).reshape(-1, 7)[:, 1].tolist() == [101.0]
+    assert d.strategy_legs == {"A", "B"} and d.strategies == {"S1"}
+    assert d.quotes == 4 and d.routed_quotes == 3
+
+
+def test_a_strategy_named_after_an_open_plain_position_is_bad_in_every_set() -> None:
+    d = decode(
+        lines(
+            pos(1, 10, pid="P"),
+            pos(2, 1, pid="A", strategy="P"),  # P is an open position: refused everywhere
+            pos(3, 1, pid="B", strategy="B"),  # its own id: refused everywhere
+            quote(4, 101.0, pid="P"),
+        )
+    )
+    assert d.bad_lines == 2 and not d.routed and not d.strategies
+    assert [(s.id, s.stop - s.start) for s in d.segments] == [("P", 1)]
+
+
+def test_a_line_behind_a_routed_position_line_is_judged_per_set() -> None:
+    d = decode(
+        lines(
+            pos(1, 10, pid="P"),
+            quote(2, 101.0, pid="P"),
+            pos(5, 1, pid="A", strategy="S1"),  # may be refused in some set: clock 2 or 5
+            quote(4, 102.0, pid="P"),  # so this is good in some sets only: P goes per set
+            {"t": 3, "type": "success"},  # only its time order matters
+            quote(1, 99.0, pid="P"),  # behind 2: bad in every set
+            quote(6, 103.0, pid="P"),
+        )
+    )
+    assert not d.segments
+    assert [type(r).__name__ for r in d.routed] == [
+        "RoutedPosition",
+        "Adopted",
+        "RoutedQuote",
+        "RoutedClock",
+        "RoutedQuote",
+    ]
+    assert d.bad_lines == 1 and d.last_t == 6
 
 
 def test_lines_orjson_reads_differently_are_read_as_replay_reads_them() -> None:
