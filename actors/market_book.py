@@ -19,11 +19,12 @@ from actors.messages import Contract
 
 @dataclass(frozen=True, slots=True)
 class TwoSided:
-    """A quote usable by the collar, and when it arrived (event time)."""
+    """A quote usable by the collar, when it was stamped (event time) and arrived (order)."""
 
     t: float
     bid: float
     ask: float
+    seq: int = 0
 
     @property
     def mid(self) -> float:
@@ -38,11 +39,11 @@ def _price(x: float | None) -> bool:
     return positive(x) and x is not None and x < DBL_MAX
 
 
-def two_sided(t: float, bid: float | None, ask: float | None) -> TwoSided | None:
+def two_sided(t: float, bid: float | None, ask: float | None, seq: int = 0) -> TwoSided | None:
     if _price(bid) and _price(ask):
         assert bid is not None and ask is not None
         if bid <= ask:
-            return TwoSided(t, bid, ask)
+            return TwoSided(t, bid, ask, seq)
     return None
 
 
@@ -51,8 +52,11 @@ class MarketBook:
         self._market: dict[tuple[object, ...], TwoSided] = {}
         # Quotes of open positions, per contract and position: a closed
         # position's quotes stop counting (DESIGN: "quotes of open positions").
-        # (t, bid, ask) of each: made a TwoSided only when the collar reads one
-        self._held: dict[tuple[object, ...], dict[str, tuple[float, float, float]]] = {}
+        # (t, seq, bid, ask) of each: made a TwoSided only when the collar reads one
+        self._held: dict[tuple[object, ...], dict[str, tuple[float, int, float, float]]] = {}
+        # Arrival order of usable quotes: of two quotes stamped alike, the one
+        # that came later is the newer (a line read later in a replay).
+        self._seq = 0
         self._key_of: dict[str, tuple[object, ...]] = {}
         # position id -> (contract, its key): a contract is immutable, and the
         # same object comes with every quote of a position, so the key is
@@ -81,7 +85,8 @@ class MarketBook:
         held = self._held.get(key)
         if held is None:
             held = self._held[key] = {}
-        held[position_id] = (t, bid, ask)  # a TwoSided when read (collar_quote)
+        self._seq += 1
+        held[position_id] = (t, self._seq, bid, ask)  # a TwoSided when read (collar_quote)
 
     def position_quotes(
         self, quotes: Iterable[tuple[float, str, Contract, float | None, float | None]]
@@ -95,13 +100,16 @@ class MarketBook:
         cannot change within a run (that takes a position update).
         """
         inf = math.inf
-        newest: dict[str, tuple[float, float, float]] = {}
+        newest: dict[str, tuple[float, int, float, float]] = {}
         for t, position_id, contract, bid, ask in quotes:
             if bid is None or ask is None or not 0.0 < bid <= ask < inf:
                 continue
             if position_id not in newest:
                 self.position_quote(t, position_id, contract, bid, ask)
-            newest[position_id] = (t, bid, ask)
+                newest[position_id] = (t, self._seq, bid, ask)
+            else:
+                self._seq += 1
+                newest[position_id] = (t, self._seq, bid, ask)
         held, key_of = self._held, self._key_of
         for position_id, quote in newest.items():
             held[key_of[position_id]][position_id] = quote
@@ -121,7 +129,8 @@ class MarketBook:
         self, t: float, contract: Contract, bid: float | None, ask: float | None, last: float | None
     ) -> None:
         """A ``market`` line: the collar's quote and, for a stock, its price."""
-        quote = two_sided(t, bid, ask)
+        self._seq += 1
+        quote = two_sided(t, bid, ask, self._seq)
         if quote is not None:
             self._market[contract_key(contract)] = quote
         if not contract.is_option:
@@ -132,12 +141,12 @@ class MarketBook:
                 self._stock_price[contract.symbol] = (t, quote.mid)
 
     def collar_quote(self, contract: Contract) -> TwoSided | None:
-        """The newest usable quote of ``contract`` (ties: a market line, then position order)."""
+        """The newest usable quote of ``contract``: latest event time, then latest arrival."""
         key = contract_key(contract)
         best = self._market.get(key)
-        for t, bid, ask in self._held.get(key, {}).values():
-            if best is None or t > best.t:
-                best = TwoSided(t, bid, ask)
+        for t, seq, bid, ask in self._held.get(key, {}).values():
+            if best is None or (t, seq) > (best.t, best.seq):
+                best = TwoSided(t, bid, ask, seq)
         return best
 
     def market_stock_price(self, symbol: str) -> tuple[float, float] | None:

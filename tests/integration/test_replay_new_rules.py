@@ -490,3 +490,16 @@ def test_margin_reasons_from_the_check_lines_whatif() -> None:
         assert checks(out) == [[], ["max_init_margin_pct"], ["stale_data"]] + [["stale_data"]] * 2
         stale = [o for o in out if o["type"] == "check"][2]["reasons"][0]
         assert (stale["value"], stale["limit"]) == (None, None)
+
+
+@pytest.mark.parametrize("market_last", [True, False])
+def test_collar_quotes_stamped_alike_the_later_line_wins(market_last: bool) -> None:
+    """A held position's quote and a ``market`` line at one event time: the later line is newer."""
+    cfg = {"orders": {"price_collar_pct": 1.0}}
+    with Run(cfg) as r:
+        mkt = {"type": "market", "symbol": "AAPL", "sec_type": "STK", "t": 3.0}
+        r.line(stock(2.0, "P", 100, 100.0, "AAPL"))
+        held, market = quote(3.0, "P", 103.0, 103.0), mkt | {"bid": 90.0, "ask": 90.0}
+        r.lines(*((held, market) if market_last else (market, held)))
+        out = r.line(check(4.0, 100, 103.0))
+        assert checks(out) == ([["price_collar_pct"]] if market_last else [[]])
