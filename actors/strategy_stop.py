@@ -209,7 +209,7 @@ class StrategyStop:
             note = self._start()
         if self.state is not StrategyState.LIVE:
             return None, note
-        price = self._price()
+        price = self.net_price()
         if price is None:
             return None, note
         assert self.stop is not None
@@ -237,8 +237,11 @@ class StrategyStop:
         self.state = StrategyState.LIVE
         return StrategyNote("started", f"E = {e!r}, weights {self.weights}")
 
-    def _price(self) -> float | None:
-        """The net price in the stop's units (−net for a credit), from each leg's latest quote."""
+    def net_price(self) -> float | None:
+        """The net price in the stop's units (−net for a credit), from each leg's latest quote.
+
+        Public because an outcome (tune) follows the price on after the TRIGGER,
+        when ``quote`` no longer prices."""
         terms = []
         for leg in self.legs.values():
             if leg.quote is None:

@@ -89,15 +89,15 @@ def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None
         "recording": ", ".join(p.name for p in paths),
         "config": Path(args.config).name,
         "lines": f"{d.lines:,} ({d.bad_lines:,} bad)",
-        "quotes of stopped positions": f"{d.quotes:,} in {len(d.segments):,} stop lives",
+        "quotes of stopped positions": f"{d.quotes:,}: "
+        f"{d.quotes - d.routed_quotes:,} in {len(d.segments):,} stop lives"
+        + (f", {d.routed_quotes:,} of positions tied to strategies" if d.routed_quotes else ""),
         "parameter sets": f"{len(result.combos):,}",
         "time": f"{elapsed:.1f} s",
     }
-    if d.strategy_legs:
-        facts["strategy legs"] = (
-            f"{len(d.strategy_legs)} position(s) were strategy legs: their per-leg stop is off "
-            "and strategy stops are not tuned yet"
-        )
+    summary = result.strategy_summary()
+    if summary is not None:
+        facts["strategies"] = summary
     written = write_outputs(
         result, Path(args.out), fmt=args.format, title="Trailing-stop tuning", facts=facts
     )
@@ -110,8 +110,9 @@ def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None
         out.write(str(top.select(cols)) + "\n")
     for what, where in written.items():
         out.write(f"{what}: {where}\n")
-    if d.bad_lines:
-        err.write(f"{d.bad_lines} bad line(s) in the recording (replay names them)\n")
+    bad = max((result.bad_lines(i) for i in range(len(result.combos))), default=d.bad_lines)
+    if bad:
+        err.write(f"{bad} bad line(s) in the recording (replay names them)\n")
         return 1
     return 0
 

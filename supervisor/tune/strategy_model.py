@@ -54,16 +54,15 @@ class NetPrice(Protocol):
     """The strategy's price in its stop's units from its legs' latest quotes, or None.
 
     ``StrategyStop`` computes it inside ``quote`` while the stop is live; after
-    the TRIGGER it stops pricing, and the outcome needs the price on. Wanted
-    from ``actors/strategy_stop.py``: ``StrategyStop.net_price() -> float |
-    None`` (public); until then its ``_price`` is that function.
+    the TRIGGER it stops pricing, and the outcome needs the price on
+    (``StrategyStop.net_price``).
     """
 
     def __call__(self, stop: StrategyStop) -> float | None: ...
 
 
 def _net_price(stop: StrategyStop) -> float | None:
-    return stop._price()
+    return stop.net_price()
 
 
 net_price: NetPrice = _net_price
