@@ -7,6 +7,7 @@ over the wire and wait for its first quote (well within ``quote_wait_s``);
 the order is then collared against that quote: a limit far above the ask is
 denied ``price_collar_pct`` with the leg's price as the value, one at the mid
 passes, a limit just outside the band on the bid side is denied too. The
+legs carry the trader's Greeks: nothing held prices SPY for BSM. The
 subscription is one market-data line at the simulator, reused by later checks.
 """
 
@@ -40,6 +41,17 @@ def _leg(price: float) -> list[dict[str, Any]]:
             "multiplier": 100,
             "qty": 1,
             "price": price,
+            # The trader's own Greeks: with SPY not held, no price of it may
+            # feed BSM (DESIGN §8: a market line never does), so a leg without
+            # them would be stale_data whatever its price.
+            "greeks": {
+                "delta": 0.4,
+                "gamma": 0.01,
+                "vega": 0.5,
+                "theta": -0.1,
+                "iv": 0.2,
+                "und_price": 500.0,
+            },
         }
     ]
 
