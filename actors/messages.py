@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+
 
 class _Described(StrEnum):
     """A closed set of codes, each with the sentence a human reads beside it."""
@@ -27,6 +29,17 @@ class _Described(StrEnum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+class PerQuote(msgspec.Struct, frozen=True, gc=False):
+    """The base of the messages built for every quote (a quote, its Greeks, its mark).
+
+    Immutable like every message here, but a ``msgspec.Struct`` rather than a
+    frozen dataclass: a frozen dataclass sets each field through
+    ``object.__setattr__`` and costs ~1 µs to build, a Struct ~0.08 µs, and a
+    day's replay builds three of these per quote. ``gc=False``: they hold
+    only numbers, strings and each other, never a cycle.
+    """
 
 
 # --------------------------------------------------------------------------- sets
@@ -210,8 +223,7 @@ class Contract:
         return self.sec_type is SecType.OPT
 
 
-@dataclass(frozen=True, slots=True)
-class Greeks:
+class Greeks(PerQuote, frozen=True, gc=False):
     """Per-share Greeks as IB's modelGreeks gives them; any field may be unknown."""
 
     delta: float | None = None
@@ -242,8 +254,7 @@ class PositionClosed:
     id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(PerQuote, frozen=True, gc=False):
     """One market-data update for a position's contract; any price may be missing."""
 
     t: float
@@ -299,8 +310,7 @@ class StopSnapshot:
     strategy: str | None = None  # the strategy this position is a leg of (per-leg stop off)
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
+class Mark(PerQuote, frozen=True, gc=False):
     """What a position actor tells the portfolio after each accepted quote."""
 
     t: float
@@ -487,8 +497,7 @@ class FailureRecorded:
 # ------------------------------------------------------ this round's inputs
 
 
-@dataclass(frozen=True, slots=True)
-class MarketQuote:
+class MarketQuote(PerQuote, frozen=True, gc=False):
     """A quote of any contract (held or not): feeds only the collar and the index price.
 
     Never a position's price, Greeks or stop (DESIGN §6 ``market``).
@@ -642,8 +651,7 @@ class LegLeft:
     id: str
 
 
-@dataclass(frozen=True, slots=True)
-class LegQuote:
+class LegQuote(PerQuote, frozen=True, gc=False):
     """An accepted quote of a leg, forwarded by its position actor to its strategy."""
 
     t: float

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
+import msgspec
 
 from actors.messages import Contract, FailureKind, KillMode, Leg, SecType
 from supervisor.api.token_file import read_token_file
@@ -97,6 +98,8 @@ def _plain(v: Any) -> Any:
         return v.value
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
         return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, msgspec.Struct):
+        return {name: _plain(getattr(v, name)) for name in v.__struct_fields__}
     return v
 
 

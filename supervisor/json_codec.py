@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from actors.messages import (
     AccountUpdate,
     Admin,
@@ -203,6 +205,63 @@ def quote(obj: Mapping[str, Any], t: float) -> Quote:
         _quoted(obj, "last"),
         greeks(obj.get("greeks")),
     )
+
+
+class _GreeksLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    delta: float | None = None
+    gamma: float | None = None
+    vega: float | None = None
+    theta: float | None = None
+    iv: float | None = None
+    und_price: float | None = None
+
+
+class _QuoteLine(msgspec.Struct, tag_field="type", tag="quote", gc=False):
+    t: float
+    id: str | int
+    bid: float | None = None
+    ask: float | None = None
+    last: float | None = None
+    greeks: _GreeksLine | None = None
+
+
+_decode_quote_line = msgspec.json.Decoder(_QuoteLine).decode
+
+
+def _ib(v: float | None) -> float | None:
+    return None if v is not None and (v == DBL_MAX or v == -DBL_MAX) else v
+
+
+def fast_quote(line: str | bytes) -> Quote | None:
+    """A ``quote`` line decoded straight into its message, or None: the general path decides.
+
+    Most of a recording is quotes, and decoding one into a dict and then
+    checking each field by hand costs more than the actors' work on it. This
+    decodes a well-formed quote line in one typed pass and gives exactly what
+    ``quote(decoded dict, event_time(dict))`` gives; anything it is not sure
+    of (another type, NaN, a bool, an integer beyond a float, an unknown
+    Greek, an empty id, invalid UTF-8 …) returns None, and the general path
+    reads the line with its own rules and error messages.
+    """
+    try:
+        q = _decode_quote_line(line)
+    except msgspec.DecodeError:  # (ValidationError is one)
+        return None
+    t, raw_id = q.t, q.id
+    pid = str(raw_id) if isinstance(raw_id, int) else raw_id
+    if not (pid and math.isfinite(t)):
+        return None
+    g = q.greeks
+    greeks = None
+    if g is not None:
+        values: tuple[float | None, ...] = (g.delta, g.gamma, g.vega, g.theta, g.iv, g.und_price)
+        if DBL_MAX in values or -DBL_MAX in values:  # IB's unset value: missing
+            values = tuple(map(_ib, values))
+        greeks = Greeks(*values)
+    prices: tuple[float | None, ...] = (q.bid, q.ask, q.last)
+    if DBL_MAX in prices or -DBL_MAX in prices:
+        prices = tuple(map(_ib, prices))
+    return Quote(t, pid, prices[0], prices[1], prices[2], greeks)
 
 
 def account(obj: Mapping[str, Any], t: float) -> AccountUpdate:

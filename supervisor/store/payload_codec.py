@@ -20,6 +20,8 @@ import numbers
 from collections.abc import Mapping
 from typing import Any, Final
 
+import msgspec
+
 __all__ = ["decode_state", "encode_payload", "encode_state"]
 
 _MAX_DEPTH: Final = 64
@@ -34,6 +36,8 @@ def _json_default(o: Any) -> Any:
     """
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
         return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+    if isinstance(o, msgspec.Struct):  # the per-quote messages (Greeks in a check's legs)
+        return {name: getattr(o, name) for name in o.__struct_fields__}
     if isinstance(o, enum.Enum):
         return o.value
     if isinstance(o, Mapping):
