@@ -39,6 +39,15 @@ class Handle:
         except pykka.ActorDeadError:
             pass
 
+    def call_here(self, message: Any) -> tuple[bool, Any]:
+        """``_Mailbox.call_here`` of the current incarnation; (False, None) if it cannot."""
+        inbox = getattr(self.ref, "actor_inbox", None)
+        call = getattr(inbox, "call_here", None)
+        if call is None:
+            return False, None
+        answer: tuple[bool, Any] = call(message)
+        return answer
+
     def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
         return self.ref.ask(message, timeout=timeout)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.book import Book
-from actors.gate.assessment import Admit, Assessor
+from actors.gate.assessment import Admit, Assess, Assessor
 from actors.gate.params import GateParams
 from actors.handle import Recipient
 from actors.market_book import MarketBook
@@ -154,6 +154,9 @@ class PortfolioActor(PooledActor):
         if isinstance(message, CheckRequest):
             book.settle()
             return self._check(message)
+        if isinstance(message, Assess):
+            book.settle()
+            return self.assessor.assess(message.request)
         elif isinstance(message, PositionUpdate):
             book.upsert(message.id, message.contract, message.qty)
         elif isinstance(message, PositionClosed):

@@ -439,6 +439,7 @@ class _Mailbox:
         "_dispatcher",
         "_done",
         "_guarded",
+        "_here",
         "_index",
         "_inline",
         "_later",
@@ -459,6 +460,7 @@ class _Mailbox:
         "_stats",
         "_timing",
         "_try_schedule",
+        "_yield_to",
     )
 
     def __init__(self) -> None:
@@ -484,6 +486,7 @@ class _Mailbox:
         self._limit = 0
         self._inline: InlineDispatcher | None = None
         self._guarded = False  # takes urgent hints: ``running`` keeps it one thread inside
+        self._here = False  # may handle priority mail in the sender's thread (call_here)
         # on_priority, if set: priority items are then queued as (enqueued_at, item).
         self._timing: PriorityTiming | None = None
         # Quiet messages held for later (inline dispatcher only; see PooledActor.is_quiet):
@@ -493,6 +496,10 @@ class _Mailbox:
         self._later: deque[Any] = deque()
         self._done = 0
         self._quiet = False
+        # The pool's urgent lane: while a priority hint waits in it, a slice
+        # ends after its current message (see ``run``). Shared and always
+        # empty until bind() says otherwise.
+        self._yield_to: deque[Any] = _NO_PRIORITY
 
     def bind(self, actor: PooledActor, dispatcher: Dispatcher) -> None:
         cls = type(actor)
@@ -525,6 +532,9 @@ class _Mailbox:
         hinted = self._prioritising and self._schedule_urgent is not None
         actor._rt_run = self.run_guarded if hinted else self.run
         self._guarded = hinted
+        if isinstance(dispatcher, PoolDispatcher):
+            self._yield_to = dispatcher._urgent
+            self._here = hinted
         # The inline dispatcher's shortcut keeps the order only when every slice
         # is one message (see InlineDispatcher.tell_now); a handler that
         # pykka must route (an overridden _handle_receive) takes the queue.
@@ -729,6 +739,42 @@ class _Mailbox:
             # slice takes priority mail before anything else anyway.)
             self._schedule_urgent(self._actor)
 
+    def call_here(self, message: Any) -> tuple[bool, Any]:
+        """Handle a priority ``message`` in the caller's thread, if the actor can take it now.
+
+        For the gate's check on a pool: when no thread is inside the actor and
+        no priority mail waits, the priority lane would hand this message to
+        the actor next; handling it here does exactly that, minus two thread
+        hand-offs (waking a worker, then waking the caller), which are most of
+        a check's latency. Queued ordinary mail (marks) stays queued, as the
+        priority lane would leave it. ``(False, None)``: not now (a thread is
+        inside, priority mail waits, the actor is not running): send it as
+        usual. An exception in the handler is a told failure (the actor
+        restarts) and propagates to the caller, which fails closed.
+        """
+        if not self._here or not self._live or self._closed:
+            return False, None
+        running = self._running
+        if not running.acquire(False):
+            return False, None
+        try:
+            if self._prio or self._closed:
+                return False, None
+            try:
+                result = self._actor.on_receive(message)
+            except Exception as exc:
+                self._told_failure(exc)
+                raise
+            if self._closed:  # the handler stopped the actor
+                self._close()
+            return True, result
+        finally:
+            running.release()
+            # Priority mail that came meanwhile saw a thread inside and sent no
+            # hint (the running slice takes it first; this one does not).
+            if self._prio and not self._closed:
+                self._signal_priority()
+
     def _check_limit(self) -> None:
         limit = self._limit
         if len(self._prio) + len(self._normal) > limit:
@@ -779,6 +825,7 @@ class _Mailbox:
         remaining = throughput
         later = self._later
         timing = self._timing
+        yield_to = self._yield_to
         while remaining:
             if self._done and not self._hand_over_done():
                 return _IDLE
@@ -829,6 +876,11 @@ class _Mailbox:
             if self._closed:  # the handler stopped the actor
                 self._close()
                 return _IDLE
+            if yield_to and owner and not prio:
+                # A check waits for a worker (the pool's urgent lane): this
+                # slice ends here, not after ``throughput`` more quotes, and
+                # its ticket goes to the back of the run queue.
+                break
         if not owner:
             return _IDLE
         waiting = len(later) > self._done  # held messages whose turn is still to come

@@ -57,6 +57,17 @@ class Assessment:
 
 
 @dataclass(frozen=True, slots=True)
+class Assess:
+    """A check's book-side rules only: the portfolio answers with the :class:`Assessment`.
+
+    The gate's path when it can run the portfolio in its own thread
+    (``call_here``): it then takes the assessment to the admission itself.
+    """
+
+    request: CheckRequest
+
+
+@dataclass(frozen=True, slots=True)
 class Admit:
     """An assessment on its way to the admission (breaker actor), which answers ``reply_to``."""
 

@@ -76,7 +76,7 @@ from actors.runtime import PoolDispatcher
 from actors.topology import KEEP, Refused, Topology
 from supervisor import json_codec
 from supervisor.config import Config
-from supervisor.core.closing_orders import Held
+from supervisor.core.closing_orders import Held, flatten_key
 from supervisor.core.event_hub import EventHub, Memory, Tick
 from supervisor.core.facade import (
     BreakerStatus,
@@ -103,6 +103,7 @@ from supervisor.core.supervision import RestartPolicy
 from supervisor.core.wall_clock_scheduler import ThreadScheduler
 from supervisor.metrics import Metrics
 from supervisor.store.journal_kind import JournalKind
+from supervisor.store.kill_record import KillRecord
 from supervisor.store.sqlite_store import Store, StoreUnavailable
 from supervisor.store.strategy_change import StrategyChange
 
@@ -275,10 +276,18 @@ class Daemon:
         last = store.last_kill()
         if last is None or last.mode == KillMode.HALT.value:
             return
-        if last.state.get("step") in ("flatten_done", "cancel_confirmed") and (
-            last.mode == KillMode.CANCEL.value or last.state.get("step") == "flatten_done"
-        ):
+        step = last.state.get("step")
+        if last.mode == KillMode.CANCEL.value and step in ("flatten_done", "cancel_confirmed"):
             return
+        if step == "flatten_done":
+            unclaimed = self._flatten_unclaimed(store, last)
+            if not unclaimed:
+                return
+            log.warning(
+                "kill %s: the flatten was handed to IB but %s never claimed a closing order",
+                last.id,
+                ", ".join(unclaimed),
+            )
         try:
             cause = TransitionReason(last.cause)
         except ValueError:
@@ -287,6 +296,25 @@ class Daemon:
             last.t, KillMode(last.mode), last.operator or "operator", cause, last.id
         )
         self._pending_step = str(last.state.get("step", ""))
+
+    @staticmethod
+    def _flatten_unclaimed(store: Store, kill: KillRecord) -> list[str]:
+        """Positions a finished flatten handed to IB whose claim never reached the store.
+
+        ``flatten_done`` is journaled once every closing order is *handed* to
+        the IB side, which claims and places each one on its own loop: a
+        SIGKILL in between leaves positions with no claim and no order. Such
+        a flatten is not done; it resumes, and the claims keep every position
+        to one closing order.
+        """
+        orders = kill.state.get("orders")
+        if not isinstance(orders, Mapping):
+            return []
+        return [
+            str(target)
+            for target, status in orders.items()
+            if status != "error" and store.exit_for(flatten_key(kill.id, str(target))) is None
+        ]
 
     def _reload_windows(self) -> None:
         """What decisions depend on, from the journal: never less strict after a restart."""

@@ -27,10 +27,10 @@ from typing import Any, Protocol
 import pykka
 
 from actors.breaker_actor import Revoke
-from actors.gate.assessment import Admit, Assessment
+from actors.gate.assessment import Admit, Assess, Assessment
 from actors.gate.order import invalid_reason, leg_contract, order_key
 from actors.gate.params import MarginParams, OrderParams
-from actors.handle import Recipient
+from actors.handle import Handle, Recipient
 from actors.messages import (
     BreakerState,
     CheckAnswer,
@@ -159,6 +159,12 @@ class Gate:
 
     def _decide(self, request: CheckRequest) -> CheckAnswer:
         self._watch_legs(request)
+        try:
+            ran, result = self._here(self.portfolio, Assess(request))
+        except Exception as exc:  # the portfolio failed on it (and restarts): fail closed
+            return _stale(request.t, request.id, f"the gate failed: {type(exc).__name__}")
+        if ran:
+            return self._admit_here(request, result)
         first: pykka.Future[Any] = pykka.ThreadingFuture()
         self.portfolio.tell(replace(request, reply_to=first, fetch_whatif=self._fetch))
         try:
@@ -175,6 +181,41 @@ class Gate:
             return second.get(timeout=self.timeout_s)
         except pykka.Timeout:
             return _stale(request.t, request.id, "the admission did not answer in time")
+
+    def _admit_here(self, request: CheckRequest, a: Assessment) -> CheckAnswer:
+        """The rest of a check whose assessment was made in this thread.
+
+        The same steps the portfolio takes for a told check (what-if when the
+        margin gate needs one, then the admission), with the admission in this
+        thread too when the breaker is free, else through its priority lane.
+        """
+        whatif: WhatIf | None = request.whatif
+        if self._fetch and a.margin_needed and not a.denied and whatif is None:
+            whatif = self._whatif(a)
+        try:
+            ran, answer = self._here(self.breaker, Admit(a, whatif))
+        except Exception as exc:
+            return _stale(request.t, request.id, f"the admission failed: {type(exc).__name__}")
+        if ran:
+            assert isinstance(answer, CheckAnswer)
+            return answer
+        second: pykka.Future[CheckAnswer] = pykka.ThreadingFuture()
+        self.breaker.tell(Admit(a, whatif, second))
+        try:
+            return second.get(timeout=self.timeout_s)
+        except pykka.Timeout:
+            return _stale(request.t, request.id, "the admission did not answer in time")
+
+    def _here(self, target: Recipient, message: Assess | Admit) -> tuple[bool, Any]:
+        """``call_here`` on a pooled actor, timed as the dispatcher times its priority mail."""
+        if not isinstance(target, Handle):
+            return False, None
+        started = self._perf()
+        ran, result = target.call_here(message)
+        if ran and self.metrics is not None:
+            self.metrics.check_stage("queue", 0.0)
+            self.metrics.check_stage("evaluate", self._perf() - started)
+        return ran, result
 
     def _whatif(self, a: Assessment) -> WhatIf:
         assert self.broker is not None

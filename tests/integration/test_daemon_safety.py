@@ -157,6 +157,66 @@ def test_half_open_permits_survive_a_restart(make: Callable[..., Daemon]) -> Non
     assert reasons(denied) == [ReasonCode.BREAKER_HALF_OPEN_BUSY]
 
 
+def _checks_from_threads(d: Daemon, threads: int, each: int) -> list[Any]:
+    """Distinct entries checked from several threads at once, while quotes keep the
+    portfolio busy: some checks run in the caller's thread, some queue (both paths)."""
+    answers: list[Any] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    clock_t = [0.0]
+
+    def quotes() -> None:
+        i = 0
+        while not stop.is_set() and i < 50_000:
+            i += 1
+            p = 100.0 + (i % 7) * 0.01
+            d.quote(Quote(1_767_225_600.0 + clock_t[0], "A", p, p + 0.1, p))
+
+    def trader(k: int) -> None:
+        for i in range(each):
+            a = d.check({"id": f"t{k}-{i}", "legs": [stock(1 + k * each + i, 100.0)]})
+            with lock:
+                answers.append(a)
+
+    feeder = threading.Thread(target=quotes)
+    feeder.start()
+    workers = [threading.Thread(target=trader, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    stop.set()
+    feeder.join(30)
+    assert len(answers) == threads * each
+    return answers
+
+
+def test_concurrent_checks_never_exceed_the_order_rate(make: Callable[..., Daemon]) -> None:
+    """Six traders at once, 60 distinct orders, a cap of 20 per window: exactly 20 go out."""
+    clock = Clock()
+    d = make({"orders": {"max_orders_per_window": 20, "order_window_s": 3600}}, clock)
+    d.position(PositionUpdate(clock(), "A", STK, 100, 100.0))
+    answers = _checks_from_threads(d, threads=6, each=10)
+    assert sum(a.allowed for a in answers) == 20
+    assert all(reasons(a) == [ReasonCode.ORDER_RATE] for a in answers if not a.allowed)
+
+
+def test_concurrent_checks_take_exactly_the_half_open_permits(
+    make: Callable[..., Daemon],
+) -> None:
+    clock = Clock()
+    doc = {"breaker": {"open_timeout_s": 10, "half_open_max_tries": 3}}
+    d = make(doc, clock)
+    d.position(PositionUpdate(clock(), "A", STK, 100, 100.0))
+    d.failure(FailureKind.MARGIN, None, "trip")
+    wait_for(lambda: d.breaker_view().state is BreakerState.OPEN)
+    clock.t += 10
+    wait_for(lambda: d.breaker_view().state is BreakerState.HALF_OPEN)
+    answers = _checks_from_threads(d, threads=4, each=5)
+    assert sum(a.allowed for a in answers) == 3
+    assert d.breaker_view().snapshot["permits_used"] == 3
+
+
 def test_huge_backoff_never_crashes_the_breaker_into_a_weaker_state(
     make: Callable[..., Daemon],
 ) -> None:
@@ -252,6 +312,36 @@ def test_kill_flatten_cancels_then_closes_each_position_once(
     # a kill is sticky: only an operator reset reopens entries
     assert not d.check({"id": "x", "legs": [stock(1, 101.0)]}).allowed
     assert d.state().kill is not None and d.state().kill.mode is KillMode.FLATTEN
+
+
+def test_a_flatten_handed_over_but_never_claimed_resumes_after_a_restart(
+    make: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """``flatten_done`` is journaled once the orders are handed to the IB side, which
+    claims each on its own loop; a SIGKILL in between left positions with no claim,
+    no order and a kill that looked finished (found by the SIGKILL-mid-flatten e2e)."""
+    clock = Clock()
+    doc = {"kill": {"flatten_slippage_pct": 1.0}}
+    d = make(doc, clock)
+    d.broker = Broker()  # takes the orders and dies before claiming any
+    d.position(PositionUpdate(clock(), "A", STK, 100, 100.0))
+    d.position(PositionUpdate(clock(), "M", Contract("MSFT", SecType.STK), -10, 400.0))
+    d.quote(Quote(clock(), "A", 101.0, 101.1, 101.05))
+    d.quote(Quote(clock(), "M", 400.0, 400.2, 400.1))
+    wait_for(lambda: all(r["bid"] for r in d.portfolio_view().rows))
+    kill_id = d.kill(KillMode.FLATTEN, "ops").kill_id
+    store = Store(tmp_path / "state.sqlite")
+    wait_for(lambda: (k := store.last_kill()) is not None and k.state["step"] == "flatten_done")
+    d.stop()
+
+    second = make(doc, clock)
+    broker = Broker()
+    second.broker = broker
+    clock.t += 1
+    second.quote(Quote(clock(), "A", 101.0, 101.1, 101.05))
+    second.quote(Quote(clock(), "M", 400.0, 400.2, 400.1))
+    wait_for(lambda: len(broker.orders) == 2)
+    assert sorted(o.key for o in broker.orders) == [f"kill:{kill_id}:A", f"kill:{kill_id}:M"]
 
 
 def test_heartbeat_loss_kills_with_the_configured_action(make: Callable[..., Daemon]) -> None:

@@ -426,6 +426,180 @@ def test_priority_overtakes_other_actors_in_the_run_queue(h: Harness) -> None:
     assert len(entries) == 52
 
 
+def test_a_busy_worker_ends_its_slice_for_a_waiting_check(h: Harness) -> None:
+    """Under a flood every worker is inside some position's slice of ``throughput``
+    quotes; a check's hint must not wait for the slice to end, only for the
+    message in hand."""
+    d = h.pool(threads=1, throughput=64)
+    log: list[Any] = []
+    flooded = Probe.start(dispatcher=d, log=log, name="flooded")
+    target = Prioritised.start(dispatcher=d, log=log, name="target")
+    flooded.ask("warm", timeout=WAIT)
+    target.ask("warm", timeout=WAIT)
+    log.clear()
+    b = blocker()
+    flooded.tell(b)
+    assert b.entered.wait(WAIT)  # the only worker is inside the flooded actor's slice
+    for i in range(10):
+        flooded.tell(("quote", i))
+    answer = target.ask(Urgent("check"), block=False)
+    b.release.set()
+    answer.get(timeout=WAIT)
+    assert len(seen(flooded)) == 12  # warm, the block, ten quotes
+    entries = [(name, m) for name, m in log if not isinstance(m, Block)]
+    assert entries[0] == ("target", Urgent("check"))
+    assert [m for name, m in entries if name == "flooded"] == [("quote", i) for i in range(10)]
+
+
+# --------------------------------------------------------------------------- call_here
+
+
+class Where(Prioritised):
+    """Records the thread each message was handled on; ``"fail"`` raises, ``"self"`` tells
+    itself an urgent message from inside the handler."""
+
+    def __init__(self, *, dispatcher: Any, log: list[Any] | None = None, name: str = "") -> None:
+        super().__init__(dispatcher=dispatcher, log=log, name=name)
+        self.threads: list[str] = []
+
+    def on_receive(self, message: Any) -> Any:
+        self.threads.append(threading.current_thread().name)
+        if message == "fail":
+            raise RuntimeError("fail")
+        if message == "self":
+            self.actor_ref.tell(Urgent("told from inside"))
+        return super().on_receive(message)
+
+
+def here(ref: pykka.ActorRef[Any], message: Any) -> tuple[bool, Any]:
+    result: tuple[bool, Any] = ref.actor_inbox.call_here(message)  # type: ignore[attr-defined]
+    return result
+
+
+def test_call_here_handles_in_the_callers_thread_when_the_actor_is_free(h: Harness) -> None:
+    d = h.pool(threads=2)
+    ref = Where.start(dispatcher=d, name="w")
+    ref.ask("warm", timeout=WAIT)
+    assert here(ref, Urgent("check")) == (True, ("ack", Urgent("check")))
+    actor = ref._actor_weakref()  # type: ignore[attr-defined]
+    assert actor.threads[-1] == threading.current_thread().name
+    assert seen(ref) == ["warm", Urgent("check")]
+
+
+def test_call_here_declines_while_a_thread_is_inside(h: Harness) -> None:
+    d = h.pool(threads=2)
+    ref = Where.start(dispatcher=d, name="w")
+    b = blocker()
+    ref.tell(b)
+    assert b.entered.wait(WAIT)
+    assert here(ref, Urgent("check")) == (False, None)
+    b.release.set()
+    assert drop_blocks(seen(ref)) == []  # declined: nothing was handled
+
+
+def test_call_here_declines_while_priority_mail_waits_and_keeps_its_order(h: Harness) -> None:
+    d = h.pool(threads=1)
+    log: list[Any] = []
+    busy = Probe.start(dispatcher=d, log=log, name="busy")
+    ref = Where.start(dispatcher=d, log=log, name="w")
+    busy.ask("warm", timeout=WAIT)
+    ref.ask("warm", timeout=WAIT)
+    log.clear()
+    b = blocker()
+    busy.tell(b)
+    assert b.entered.wait(WAIT)  # the only worker is busy elsewhere
+    ref.tell(Urgent("first"))  # waits in the priority lane
+    assert here(ref, Urgent("second")) == (False, None)
+    b.release.set()
+    assert seen(ref) == ["warm", Urgent("first")]
+
+
+def test_call_here_overtakes_queued_ordinary_mail_like_the_priority_lane(h: Harness) -> None:
+    d = h.pool(threads=1)
+    log: list[Any] = []
+    busy = Probe.start(dispatcher=d, log=log, name="busy")
+    ref = Where.start(dispatcher=d, log=log, name="w")
+    busy.ask("warm", timeout=WAIT)
+    ref.ask("warm", timeout=WAIT)
+    log.clear()
+    b = blocker()
+    busy.tell(b)
+    assert b.entered.wait(WAIT)
+    for i in range(3):
+        ref.tell(("quote", i))  # queued, its ticket behind the busy worker
+    assert here(ref, Urgent("check")) == (True, ("ack", Urgent("check")))
+    b.release.set()
+    assert seen(ref) == ["warm", Urgent("check"), ("quote", 0), ("quote", 1), ("quote", 2)]
+
+
+def test_priority_mail_told_during_call_here_is_still_handled(h: Harness) -> None:
+    d = h.pool(threads=2)
+    ref = Where.start(dispatcher=d, name="w")
+    ref.ask("warm", timeout=WAIT)
+    assert here(ref, "self")[0]
+    deadline = time.monotonic() + WAIT
+    while Urgent("told from inside") not in seen(ref):
+        assert time.monotonic() < deadline, "the urgent mail told during call_here was lost"
+        time.sleep(0.005)
+
+
+def test_a_failure_in_call_here_is_a_told_failure_and_reaches_the_caller(h: Harness) -> None:
+    d = h.pool(threads=2)
+    ref = Where.start(dispatcher=d, name="w")
+    ref.ask("warm", timeout=WAIT)
+    with pytest.raises(RuntimeError, match="fail"):
+        here(ref, "fail")
+    assert h.failed.wait(WAIT)
+    assert h.failures[0][0] is ref
+    assert not ref.is_alive()
+    assert here(ref, Urgent("after")) == (False, None)
+
+
+def test_call_here_declines_on_the_inline_dispatcher(h: Harness) -> None:
+    ref = Where.start(dispatcher=h.inline(), name="w")
+    assert here(ref, Urgent("check")) == (False, None)
+
+
+def test_call_here_is_one_thread_inside_under_contention(h: Harness) -> None:
+    """Callers in several threads and the pool's own slices never overlap in one actor."""
+    d = h.pool(threads=2)
+    inside = [0]
+    overlaps: list[int] = []
+
+    class Counting(Prioritised):
+        def on_receive(self, message: Any) -> Any:
+            inside[0] += 1
+            if inside[0] != 1:
+                overlaps.append(inside[0])
+            time.sleep(0.0001)
+            inside[0] -= 1
+            return super().on_receive(message)
+
+    ref = Counting.start(dispatcher=d, name="c")
+    ref.ask("warm", timeout=WAIT)
+    ran = [0]
+    lock = threading.Lock()
+
+    def caller(k: int) -> None:
+        for i in range(100):
+            if here(ref, Urgent((k, i)))[0]:
+                with lock:
+                    ran[0] += 1
+            else:
+                ref.tell(Urgent((k, i)))
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(3)]
+    for th in threads:
+        th.start()
+    for i in range(300):
+        ref.tell(("quote", i))
+    for th in threads:
+        th.join(WAIT)
+    assert len(seen(ref)) == 1 + 300 + 300
+    assert overlaps == []
+    assert ran[0] > 0
+
+
 # --------------------------------------------------------------------------- coalescing
 
 
