@@ -56,7 +56,10 @@ class StageTimes:
 
 
 def describe(summary: dict[str, dict[str, float]]) -> str:
-    return "  ".join(
-        f"{stage} {v['median'] * 1e6:.0f}/{v['p99'] * 1e6:.0f} (n={v['n']:.0f})"
-        for stage, v in summary.items()
-    ) or "none queued"
+    return (
+        "  ".join(
+            f"{stage} {v['median'] * 1e6:.0f}/{v['p99'] * 1e6:.0f} (n={v['n']:.0f})"
+            for stage, v in summary.items()
+        )
+        or "none queued"
+    )
