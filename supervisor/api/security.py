@@ -331,7 +331,9 @@ class WriteGuard:
             "else the contents of the api.token_file.",
         )
 
-        def require_token(
+        # async: it never blocks, and a plain def would cost every write a trip
+        # through the thread pool before the route runs.
+        async def require_token(
             credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
         ) -> None:
             # Header values reach us decoded as latin-1; back to the bytes sent,
