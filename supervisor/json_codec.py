@@ -207,13 +207,8 @@ def quote(obj: Mapping[str, Any], t: float) -> Quote:
     )
 
 
-class _GreeksLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    delta: float | None = None
-    gamma: float | None = None
-    vega: float | None = None
-    theta: float | None = None
-    iv: float | None = None
-    und_price: float | None = None
+class _GreeksLine(Greeks, forbid_unknown_fields=True, frozen=True, gc=False):
+    """Greeks as a quote line spells them: an unknown one is the general path's error."""
 
 
 class _QuoteLine(msgspec.Struct, tag_field="type", tag="quote", gc=False):

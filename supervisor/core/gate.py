@@ -164,7 +164,7 @@ class Gate:
         except Exception as exc:  # the portfolio failed on it (and restarts): fail closed
             return _stale(request.t, request.id, f"the gate failed: {type(exc).__name__}")
         if ran:
-            return self._admit_here(request, result)
+            return self._admit(request, result)
         first: pykka.Future[Any] = pykka.ThreadingFuture()
         self.portfolio.tell(replace(request, reply_to=first, fetch_whatif=self._fetch))
         try:
@@ -173,21 +173,15 @@ class Gate:
             return _stale(request.t, request.id, "the gate did not answer in time")
         if isinstance(result, CheckAnswer):
             return result
-        assert isinstance(result, Assessment)
-        whatif = self._whatif(result)
-        second: pykka.Future[CheckAnswer] = pykka.ThreadingFuture()
-        self.breaker.tell(Admit(result, whatif, second))
-        try:
-            return second.get(timeout=self.timeout_s)
-        except pykka.Timeout:
-            return _stale(request.t, request.id, "the admission did not answer in time")
+        assert isinstance(result, Assessment)  # the portfolio left the what-if to us
+        return self._admit(request, result)
 
-    def _admit_here(self, request: CheckRequest, a: Assessment) -> CheckAnswer:
-        """The rest of a check whose assessment was made in this thread.
+    def _admit(self, request: CheckRequest, a: Assessment) -> CheckAnswer:
+        """The rest of a check whose assessment the gate holds.
 
-        The same steps the portfolio takes for a told check (what-if when the
+        The steps the portfolio takes for a told check (the what-if when the
         margin gate needs one, then the admission), with the admission in this
-        thread too when the breaker is free, else through its priority lane.
+        thread when the breaker is free, else through its priority lane.
         """
         whatif: WhatIf | None = request.whatif
         if self._fetch and a.margin_needed and not a.denied and whatif is None:

@@ -497,17 +497,21 @@ def test_call_here_declines_while_a_thread_is_inside(h: Harness) -> None:
     assert drop_blocks(seen(ref)) == []  # declined: nothing was handled
 
 
-def test_call_here_declines_while_priority_mail_waits_and_keeps_its_order(h: Harness) -> None:
+def busy_pool(h: Harness) -> tuple[pykka.ActorRef[Any], Block]:
+    """A ``Where`` actor, idle, on a one-thread pool whose thread is parked elsewhere."""
     d = h.pool(threads=1)
-    log: list[Any] = []
-    busy = Probe.start(dispatcher=d, log=log, name="busy")
-    ref = Where.start(dispatcher=d, log=log, name="w")
+    busy = Probe.start(dispatcher=d, name="busy")
+    ref = Where.start(dispatcher=d, name="w")
     busy.ask("warm", timeout=WAIT)
     ref.ask("warm", timeout=WAIT)
-    log.clear()
     b = blocker()
     busy.tell(b)
-    assert b.entered.wait(WAIT)  # the only worker is busy elsewhere
+    assert b.entered.wait(WAIT)
+    return ref, b
+
+
+def test_call_here_declines_while_priority_mail_waits_and_keeps_its_order(h: Harness) -> None:
+    ref, b = busy_pool(h)
     ref.tell(Urgent("first"))  # waits in the priority lane
     assert here(ref, Urgent("second")) == (False, None)
     b.release.set()
@@ -515,16 +519,7 @@ def test_call_here_declines_while_priority_mail_waits_and_keeps_its_order(h: Har
 
 
 def test_call_here_overtakes_queued_ordinary_mail_like_the_priority_lane(h: Harness) -> None:
-    d = h.pool(threads=1)
-    log: list[Any] = []
-    busy = Probe.start(dispatcher=d, log=log, name="busy")
-    ref = Where.start(dispatcher=d, log=log, name="w")
-    busy.ask("warm", timeout=WAIT)
-    ref.ask("warm", timeout=WAIT)
-    log.clear()
-    b = blocker()
-    busy.tell(b)
-    assert b.entered.wait(WAIT)
+    ref, b = busy_pool(h)
     for i in range(3):
         ref.tell(("quote", i))  # queued, its ticket behind the busy worker
     assert here(ref, Urgent("check")) == (True, ("ack", Urgent("check")))
