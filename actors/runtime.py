@@ -448,6 +448,7 @@ class _Mailbox:
         "_mutex",
         "_normal",
         "_over",
+        "_plain_idle",
         "_prio",
         "_prioritising",
         "_quiet",
@@ -487,6 +488,7 @@ class _Mailbox:
         self._inline: InlineDispatcher | None = None
         self._guarded = False  # takes urgent hints: ``running`` keeps it one thread inside
         self._here = False  # may handle priority mail in the sender's thread (call_here)
+        self._plain_idle = False  # a coalescable tell to an idle pool actor skips the slot
         # on_priority, if set: priority items are then queued as (enqueued_at, item).
         self._timing: PriorityTiming | None = None
         # Quiet messages held for later (inline dispatcher only; see PooledActor.is_quiet):
@@ -535,6 +537,7 @@ class _Mailbox:
         if isinstance(dispatcher, PoolDispatcher):
             self._yield_to = dispatcher._urgent
             self._here = hinted
+            self._plain_idle = True
         # The inline dispatcher's shortcut keeps the order only when every slice
         # is one message (see InlineDispatcher.tell_now); a handler that
         # pykka must route (an overridden _handle_receive) takes the queue.
@@ -677,6 +680,18 @@ class _Mailbox:
             if self._coalescing:
                 key = actor.coalesce_key(message)
                 if key is not None:
+                    if self._plain_idle and not self._normal and self._try_schedule(False):
+                        # On a pool, idle with nothing queued: nothing to fold into,
+                        # so no slot for the worker to unlink and no mutex shared
+                        # with it (the contended lock of a sweep). Tells that come
+                        # before the worker takes it fold behind it as usual.
+                        self._normal.append(
+                            Envelope(message) if cls is list or cls is Envelope else message
+                        )
+                        if self._limit:
+                            self._check_limit()
+                        self._schedule(actor)
+                        return
                     with self._mutex:
                         index = self._index
                         slot = index.get(key)

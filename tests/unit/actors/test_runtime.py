@@ -616,6 +616,27 @@ def test_custom_coalesce_carries_extremes(h: Harness, kind: str) -> None:
     assert drop_blocks(seen(ref)) == [Quote("a", 4, high=9, low=1)]
 
 
+def test_a_quote_to_an_idle_pool_actor_is_queued_plainly_and_later_ones_fold_behind_it(
+    h: Harness,
+) -> None:
+    """The first quote to an idle actor has nothing to fold into: it skips the slot
+    (and the mutex the worker would take), and quotes that come before the worker
+    gets to it fold behind it — none lost, in order, extremes carried."""
+    d = h.pool(threads=1)
+    busy = Probe.start(dispatcher=d, name="busy")
+    ref = Extremes.start(dispatcher=d)
+    busy.ask("warm", timeout=WAIT)
+    ref.ask("warm", timeout=WAIT)
+    b = blocker()
+    busy.tell(b)
+    assert b.entered.wait(WAIT)  # the only worker is elsewhere: the actor stays queued
+    for px in (2, 9, 1, 4):
+        ref.tell(Quote("a", px))
+    b.release.set()
+    assert seen(ref) == ["warm", Quote("a", 2), Quote("a", 4, high=9, low=1)]
+    assert d.coalesced == 2
+
+
 def test_asks_are_never_coalesced(h: Harness) -> None:
     d = h.pool()
     ref = Coalescing.start(dispatcher=d)
