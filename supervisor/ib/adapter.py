@@ -524,19 +524,25 @@ class IbAdapter:
     async def _exit_price(self, snap: StopSnapshot) -> tuple[float | None, str]:
         """The exit-side price of the position now (bid for a long, ask for a short).
 
-        Waits up to ``recover_quote_wait_s`` for a quote; without one, the
-        stop level itself (the price the stop decided to exit at).
+        Waits up to ``recover_quote_wait_s`` for a quote with that side; without
+        one, the stop level itself (the price the stop decided to exit at).
         """
         pid = snap.id
         if self.feed.held(pid) is not None:
-            prices = self.feed.last_prices(pid)
-            if prices is None and await self.feed.wait_quote(pid, self.recover_quote_wait_s):
+            # A first tick may carry only some sides (IB sends bid, ask and last
+            # as separate messages): wait for the exit side itself, not any quote.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.recover_quote_wait_s
+            while True:
                 prices = self.feed.last_prices(pid)
-            if prices is not None:
-                bid, ask, _ = prices
-                side = bid if snap.qty > 0 else ask
-                if side is not None and side == side and 0 < side < float("inf"):
-                    return side, "bid" if snap.qty > 0 else "ask"
+                if prices is not None:
+                    bid, ask, _ = prices
+                    side = bid if snap.qty > 0 else ask
+                    if side is not None and side == side and 0 < side < float("inf"):
+                        return side, "bid" if snap.qty > 0 else "ask"
+                left = deadline - loop.time()
+                if left <= 0 or not await self.feed.wait_quote(pid, left):
+                    break
         stop = snap.stop
         if stop is not None and stop == stop and 0 < stop < float("inf"):
             return stop, "stop level (no quote)"
