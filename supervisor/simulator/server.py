@@ -247,6 +247,9 @@ class GatewaySimulator:
         self.account_refresh_s = account_refresh_s
         #: Market-data lines a connection may hold; past it, error 101.
         self.max_tickers = max_tickers
+        #: > 0: a new subscription's close tick goes alone, its bid, ask and last
+        #: this many seconds later — what a client sees when a TCP read splits them.
+        self.close_alone_s = 0.0
         #: ``False``: open orders and executions carry an empty orderRef.
         self.echo_order_ref = echo_order_ref
         self.market = Market(seed=seed, walk_speed=walk_speed, clock=clock)
@@ -926,9 +929,25 @@ class GatewaySimulator:
         self._send(s, enc.OUT_TICK_REQ_PARAMS, req.req_id, 0.01, "9c0001", 3)
         self._send(s, enc.OUT_MARKET_DATA_TYPE, 1, req.req_id, 1)
         if not self.data_halted:
-            self._send_quote(s, req.req_id, tk, with_close=True)
+            if self.close_alone_s > 0 and not req.snapshot:
+                self._send_close_alone(s, req.req_id, tk)
+            else:
+                self._send_quote(s, req.req_id, tk, with_close=True)
         if req.snapshot:
             self._send(s, enc.OUT_TICK_SNAPSHOT_END, 1, req.req_id)
+
+    def _send_close_alone(self, s: _Session, req_id: int, tk: _Ticker) -> None:
+        q = self.market.quote(tk.instrument) if tk.instrument is not None else None
+        if q is None:
+            self._send_quote(s, req_id, tk, with_close=True)
+            return
+        self._send(s, *enc.quote_ticks(req_id, q, with_close=True)[0])
+
+        def rest() -> None:
+            if s.tickers.get(req_id) is tk and not self.data_halted:
+                self._send_quote(s, req_id, tk, with_close=False)
+
+        asyncio.get_running_loop().call_later(self.close_alone_s, rest)
 
     def _on_cancel_mkt_data(self, s: _Session, f: list[str]) -> None:
         s.tickers.pop(int(f[2]), None)

@@ -93,6 +93,26 @@ def test_trigger_without_claim_gets_its_exit_at_start(sim: SimulatorThread, tmp_
         assert len(exit_orders(sim)) == 1
 
 
+def test_a_recovered_exit_waits_for_its_exit_side_not_the_first_tick(
+    sim: SimulatorThread, tmp_path: Path
+) -> None:
+    """A first tick with only the close price priced the recovered exit at the stop
+    level at once (seen as a flaky run of the test above): it must wait for the bid."""
+    with rig(sim, tmp_path, exit_orders=False) as r:
+        snap = r.trigger_stock()
+        until(
+            lambda: any(x.payload["action"] == "TRIGGER" for x in r.store.journal(kind="stop")),
+            what="TRIGGER journaled",
+        )
+        assert snap.stop is not None
+    sim.call(lambda: setattr(sim.sim, "close_alone_s", 0.5))
+    with rig(sim, tmp_path) as r:
+        orders = until(lambda: exit_orders(sim), what="the recovered exit at the simulator")
+        bid = sim.call(lambda: sim.sim.market.quote(orders[0].instrument()).bid)
+        assert orders[0].lmt_price == pytest.approx(bid)
+        assert orders[0].lmt_price != pytest.approx(snap.stop, abs=0.005)
+
+
 def test_trigger_during_reconnect_setup_is_placed_without_alarm(
     sim: SimulatorThread, tmp_path: Path
 ) -> None:
