@@ -66,10 +66,8 @@ OBJECTIVES: Mapping[str, ObjectiveKind] = {
 }
 
 
-class GridError(ValueError):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
+class GridError(ConfigError):
+    """Every problem found in a grid file, one per line, each naming its key."""
 
 
 @dataclass(frozen=True, slots=True)

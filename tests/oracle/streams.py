@@ -556,52 +556,19 @@ def draw_config(g: Gen) -> dict[str, dict[str, Any]]:
     cfg: dict[str, dict[str, Any]] = {}
     if g.chance(75) or focus in ("gate", "money"):
         cfg["account"] = {"net_liquidation": 1000000.0}
-    ts: dict[str, Any] = {}
-    if focus in ("stops", "strategies", "mixed") or g.chance(30):
-        ts["activation_pct"] = g.pick([0.0, 0.5, 1.0, 2.0, 5.0])
-        ts["trailing_pct"] = g.pick([0.5, 1.0, 1.5, 3.0, 10.0])
-        ts["min_move_pct"] = g.pick([0.0, 0.2, 0.5, 2.0])
-        ts["confirm_quotes"] = g.pick([1, 1, 2, 3])
-        if g.chance(25):
-            ts["max_spread_pct"] = g.pick([0.5, 2.0, 10.0])
-        if g.chance(25):
-            ts["min_trail_abs"] = g.pick([0.05, 0.5, 2.0])
-        ts["price_source"] = g.pick(["exit", "mid", "last"])
-    cfg["trailing_stop"] = ts
-    if ts and g.chance(30):
+    draw_trailing_stop(g, cfg, focus in ("stops", "strategies", "mixed") or g.chance(30))
+    if cfg["trailing_stop"] and g.chance(30):
         cfg["trailing_stop.symbols.SPY"] = {
             "confirm_quotes": g.pick([1, 2]),
             "trailing_pct": g.pick([0.5, 2.0]),
         }
-    limits: dict[str, Any] = {}
-    if focus in ("gate", "breaker", "controls", "money") or mixed:
-        choices = {
-            "max_portfolio_delta": [200.0, 500.0, 1000.0, 2000.0],
-            "max_portfolio_dollar_delta": [50000.0, 100000.0, 300000.0],
-            "max_portfolio_gamma": [5.0, 20.0, 50.0],
-            "max_portfolio_vega": [100.0, 300.0, 1000.0],
-            "max_portfolio_theta": [10.0, 30.0, 100.0],
-            "max_per_symbol_delta": [200.0, 500.0, 1000.0],
-            "max_beta_weighted_delta": [100.0, 300.0, 1000.0],
-            "max_single_position_pct": [5.0, 10.0, 20.0, 40.0],
-            "max_correlated_pct": [20.0, 50.0, 100.0],
-            "max_stress_loss": [5000.0, 20000.0, 50000.0],
-        }
-        share = 60 if focus == "gate" else 25
-        for key, values in choices.items():
-            if g.chance(share):
-                limits[key] = g.pick(values)
-        if limits and g.chance(50):
-            limits["max_data_age_s"] = g.pick([30.0, 60.0, 120.0])
-    cfg["limits"] = limits
-    if "max_correlated_pct" in limits or g.chance(20):
-        cfg["groups"] = {"tech": ["AAPL", "MSFT"], "index": ["SPY"]}
-    if "max_stress_loss" in limits and g.chance(30):
-        cfg["stress"] = {"spot_shocks_pct": [-10.0, 0.0, 10.0], "vol_shocks_pts": [-5.0, 0.0, 5.0]}
-    if limits and g.chance(60):
-        cfg["pricing"] = {"rate": g.pick([0.0, 0.03, 0.05])}
-        if g.chance(50):
-            cfg["pricing.dividend_yield"] = {"AAPL": 0.005}
+    limits = draw_limits(
+        g,
+        cfg,
+        focus in ("gate", "breaker", "controls", "money") or mixed,
+        60 if focus == "gate" else 25,
+        LIMIT_CHOICES,
+    )
     if "max_beta_weighted_delta" in limits:
         beta: dict[str, Any] = {"index": "SPY"}
         if g.chance(70):
@@ -653,21 +620,7 @@ def draw_config(g: Gen) -> dict[str, dict[str, Any]]:
         g.margin = bool(margin)
     if focus in ("breaker", "money") or (mixed and g.chance(50)) or g.chance(20):
         cfg["api"] = {"heartbeat_timeout_s": g.pick([5.0, 30.0, 60.0])}
-    br: dict[str, Any] = {}
-    if focus == "breaker" or mixed or g.chance(30):
-        br = {
-            "failure_threshold": g.pick([1.0, 2.0, 3.0, 5.0]),
-            "failure_window_s": g.pick([10.0, 60.0]),
-            "open_timeout_s": g.pick([5.0, 10.0, 30.0, 300.0]),
-            "half_open_max_tries": g.pick([1, 2, 3]),
-            "backoff_multiplier": g.pick([1.0, 2.0]),
-            "max_open_timeout_s": g.pick([20.0, 3600.0]),
-        }
-        if g.chance(40):
-            br["max_trips_per_day"] = g.pick([2, 3])
-    cfg["breaker"] = br
-    if br and g.chance(40):
-        cfg["breaker.kinds.slippage"] = {"weight": 0.5}
+    draw_breaker(g, cfg, focus == "breaker" or mixed or g.chance(30))
     if g.chance(30):
         cfg["breaker.kinds.stop_guard"] = {"trip": False, "weight": 2.0}
     return cfg
@@ -678,8 +631,33 @@ def draw_core_config(g: Gen) -> dict[str, dict[str, Any]]:
     cfg: dict[str, dict[str, Any]] = {}
     if g.chance(80):
         cfg["account"] = {"net_liquidation": 1000000.0}
+    draw_trailing_stop(g, cfg, g.focus == "core_stops" or g.chance(30))
+    if cfg["trailing_stop"] and g.chance(30):
+        cfg["trailing_stop.symbols.SPY"] = {"confirm_quotes": 2, "trailing_pct": 0.5}
+    core_choices = {k: v for k, v in LIMIT_CHOICES.items() if k != "max_beta_weighted_delta"}
+    share = 50 if g.focus == "core_gate" else 25
+    draw_limits(g, cfg, g.focus in ("core_gate", "core_breaker"), share, core_choices)
+    draw_breaker(g, cfg, g.focus == "core_breaker" or g.chance(30))
+    return cfg
+
+
+LIMIT_CHOICES: dict[str, list[float]] = {
+    "max_portfolio_delta": [200.0, 500.0, 1000.0, 2000.0],
+    "max_portfolio_dollar_delta": [50000.0, 100000.0, 300000.0],
+    "max_portfolio_gamma": [5.0, 20.0, 50.0],
+    "max_portfolio_vega": [100.0, 300.0, 1000.0],
+    "max_portfolio_theta": [10.0, 30.0, 100.0],
+    "max_per_symbol_delta": [200.0, 500.0, 1000.0],
+    "max_beta_weighted_delta": [100.0, 300.0, 1000.0],
+    "max_single_position_pct": [5.0, 10.0, 20.0, 40.0],
+    "max_correlated_pct": [20.0, 50.0, 100.0],
+    "max_stress_loss": [5000.0, 20000.0, 50000.0],
+}
+
+
+def draw_trailing_stop(g: Gen, cfg: dict[str, dict[str, Any]], on: bool) -> None:
     ts: dict[str, Any] = {}
-    if g.focus == "core_stops" or g.chance(30):
+    if on:
         ts["activation_pct"] = g.pick([0.0, 0.5, 1.0, 2.0, 5.0])
         ts["trailing_pct"] = g.pick([0.5, 1.0, 1.5, 3.0, 10.0])
         ts["min_move_pct"] = g.pick([0.0, 0.2, 0.5, 2.0])
@@ -690,22 +668,18 @@ def draw_core_config(g: Gen) -> dict[str, dict[str, Any]]:
             ts["min_trail_abs"] = g.pick([0.05, 0.5, 2.0])
         ts["price_source"] = g.pick(["exit", "mid", "last"])
     cfg["trailing_stop"] = ts
-    if ts and g.chance(30):
-        cfg["trailing_stop.symbols.SPY"] = {"confirm_quotes": 2, "trailing_pct": 0.5}
+
+
+def draw_limits(
+    g: Gen,
+    cfg: dict[str, dict[str, Any]],
+    on: bool,
+    share: int,
+    choices: dict[str, list[float]],
+) -> dict[str, Any]:
+    """``[limits]`` and what they lean on: groups, stress scenarios, pricing."""
     limits: dict[str, Any] = {}
-    if g.focus in ("core_gate", "core_breaker"):
-        choices = {
-            "max_portfolio_delta": [200.0, 500.0, 1000.0, 2000.0],
-            "max_portfolio_dollar_delta": [50000.0, 100000.0, 300000.0],
-            "max_portfolio_gamma": [5.0, 20.0, 50.0],
-            "max_portfolio_vega": [100.0, 300.0, 1000.0],
-            "max_portfolio_theta": [10.0, 30.0, 100.0],
-            "max_per_symbol_delta": [200.0, 500.0, 1000.0],
-            "max_single_position_pct": [5.0, 10.0, 20.0, 40.0],
-            "max_correlated_pct": [20.0, 50.0, 100.0],
-            "max_stress_loss": [5000.0, 20000.0, 50000.0],
-        }
-        share = 50 if g.focus == "core_gate" else 25
+    if on:
         for key, values in choices.items():
             if g.chance(share):
                 limits[key] = g.pick(values)
@@ -720,8 +694,12 @@ def draw_core_config(g: Gen) -> dict[str, dict[str, Any]]:
         cfg["pricing"] = {"rate": g.pick([0.0, 0.03, 0.05])}
         if g.chance(50):
             cfg["pricing.dividend_yield"] = {"AAPL": 0.005}
+    return limits
+
+
+def draw_breaker(g: Gen, cfg: dict[str, dict[str, Any]], on: bool) -> None:
     br: dict[str, Any] = {}
-    if g.focus == "core_breaker" or g.chance(30):
+    if on:
         br = {
             "failure_threshold": g.pick([1.0, 2.0, 3.0, 5.0]),
             "failure_window_s": g.pick([10.0, 60.0]),
@@ -735,7 +713,6 @@ def draw_core_config(g: Gen) -> dict[str, dict[str, Any]]:
     cfg["breaker"] = br
     if br and g.chance(40):
         cfg["breaker.kinds.slippage"] = {"weight": 0.5}
-    return cfg
 
 
 # -- scenarios -------------------------------------------------------------------

@@ -232,6 +232,16 @@ stop_tables = st.fixed_dictionaries(
 )
 
 
+def one_key_grid(
+    table: dict[str, Any], override: dict[str, Any] | None, key: str, values: tuple[Any, ...]
+) -> tuple[dict[str, Any], Grid]:
+    """A config of ``table`` (with ``override`` for symbol Y) and a grid over one key."""
+    base: dict[str, Any] = {"trailing_stop": dict(table)}
+    if override is not None:
+        base["trailing_stop"]["symbols"] = {"Y": override}
+    return base, Grid({key: values}, Objective("min_mean_giveback"))
+
+
 @settings(
     max_examples=200,
     deadline=None,
@@ -249,16 +259,13 @@ def test_tune_equals_replay_on_random_recordings(
     override: dict[str, Any] | None,
     key: str,
 ) -> None:
-    base: dict[str, Any] = {"trailing_stop": dict(table)}
-    if override is not None:
-        base["trailing_stop"]["symbols"] = {"Y": override}
     values = {
         "trailing_pct": (0.5, 1.5),
         "confirm_quotes": (1, 2),
         "max_spread_pct": ("off", 0.5),
         "activation_pct": (0.0, 2.0),
     }[key]
-    grid = Grid({key: values}, Objective("min_mean_giveback"))
+    base, grid = one_key_grid(table, override, key, values)
     n = check_every_set(base, grid, lines)
     event(f"stop lines compared: {'0' if n == 0 else '1-4' if n < 5 else '5+'}")
 
@@ -280,16 +287,13 @@ def test_tune_equals_replay_on_random_strategies(
     override: dict[str, Any] | None,
     key: str,
 ) -> None:
-    base: dict[str, Any] = {"trailing_stop": dict(table)}
-    if override is not None:
-        base["trailing_stop"]["symbols"] = {"Y": override}
     values = {
         "trailing_pct": (0.5, 5.0),
         "activation_pct": (0.0, 10.0),
         "confirm_quotes": (1, 2),
         "max_spread_pct": ("off", 5.0),
     }[key]
-    grid = Grid({key: values}, Objective("min_mean_giveback"))
+    base, grid = one_key_grid(table, override, key, values)
     result, compared = checked(base, grid, lines)
     ours = sum(1 for x in compared if json.loads(x)["id"] in STRATEGIES)
     event(f"strategy stop lines: {'0' if ours == 0 else '1-4' if ours < 5 else '5+'}")
